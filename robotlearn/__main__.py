@@ -1,0 +1,3 @@
+from robotlearn.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""`robotlearn <command> [key=value ...]`: one entry point, one module per command.
+
+Each command lives in its own module under robotlearn/cli/ and exposes
+`main(argv: list[str]) -> int`; this file only dispatches, so adding a command
+is adding a module and a line here.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "pipeline": ("robotlearn.cli.pipeline", "collect demos -> train BC base -> residual fine-tune -> eval (the README demo)"),
+    "expert": ("robotlearn.cli.expert", "run scripted experts on sim tasks and print success rate per noise level"),
+    "collect": ("robotlearn.cli.collect", "record episodes (scripted expert or policy) into a zarr dataset"),
+    "dataset": ("robotlearn.cli.dataset", "dataset info | validate | view | import-bag | import-robomimic"),
+    "train-bc": ("robotlearn.cli.train_bc", "train a BC or diffusion base policy from a zarr dataset"),
+    "eval": ("robotlearn.cli.eval", "evaluate a policy (and base vs base+residual) on an env"),
+    "finetune": ("robotlearn.cli.finetune", "residual off-policy RL on a frozen base (async actor-learner)"),
+    "envs": ("robotlearn.cli.envs", "list registered environments"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: robotlearn <command> [key=value ...]", "", "commands:"]
+    lines += [f"  {name:<10} {doc}" for name, (_, doc) in COMMANDS.items()]
+    lines += ["", "Overrides use hydra syntax, e.g. `robotlearn collect env=sim/lift episodes=20`."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd not in COMMANDS:
+        print(f"robotlearn: unknown command {cmd!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[cmd][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

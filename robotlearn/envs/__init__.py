@@ -1,0 +1,19 @@
+from robotlearn.envs.interface import (
+    IMAGE_PREFIX,
+    STATE_KEY,
+    ActionSpec,
+    EnvError,
+    EnvInfo,
+    EpisodeDoneError,
+    InvalidActionError,
+    RobotEnv,
+    image_keys,
+    make_observation_space,
+)
+from robotlearn.envs.registry import config_root, env_config, list_envs, make_env, register_env
+
+__all__ = [
+    "IMAGE_PREFIX", "STATE_KEY", "ActionSpec", "EnvError", "EnvInfo", "EpisodeDoneError",
+    "InvalidActionError", "RobotEnv", "image_keys", "make_observation_space", "config_root",
+    "env_config", "list_envs", "make_env", "register_env",
+]

@@ -1,0 +1,58 @@
+"""Envs by name: `make_env("sim/lift")`, `make_env("dmc/cartpole-swingup")`, `make_env("ros2/panda")`.
+
+A name is a YAML file under `configs/env/<name>.yaml` holding a hydra `_target_`
+(the class or factory) and its keyword arguments; the same files are the hydra
+`env=` group of every CLI command. Code can also `register_env(name, factory)`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from omegaconf import OmegaConf
+
+from robotlearn.envs.interface import RobotEnv
+
+_FACTORIES: dict[str, Callable[..., RobotEnv]] = {}
+
+
+def config_root() -> Path:
+    """The `configs/` folder (override with ROBOTLEARN_CONFIG_DIR)."""
+    env = os.environ.get("ROBOTLEARN_CONFIG_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+
+
+def register_env(name: str, factory: Callable[..., RobotEnv]) -> None:
+    _FACTORIES[name] = factory
+
+
+def list_envs() -> list[str]:
+    root = config_root() / "env"
+    names = {str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml")}
+    return sorted(names | set(_FACTORIES))
+
+
+def env_config(name: str) -> dict[str, Any]:
+    path = config_root() / "env" / f"{name}.yaml"
+    if not path.exists():
+        raise KeyError(f"unknown env {name!r}: no {path}; known envs: {', '.join(list_envs())}")
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)  # type: ignore[return-value]
+
+
+def make_env(name: str | dict, **overrides: Any) -> RobotEnv:
+    """Build an env from its registered name (or a config dict with `_target_`)."""
+    from hydra.utils import instantiate
+
+    if isinstance(name, dict):
+        cfg = dict(name)
+    elif name in _FACTORIES:
+        return _FACTORIES[name](**overrides)
+    else:
+        cfg = env_config(name)
+    cfg.pop("name", None)
+    cfg.update(overrides)
+    env = instantiate(cfg, _convert_="all")
+    if not isinstance(env, RobotEnv):
+        raise TypeError(f"env {name!r} built {type(env).__name__}, which is not a robotlearn RobotEnv")
+    return env

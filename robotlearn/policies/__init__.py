@@ -1,0 +1,3 @@
+from robotlearn.policies.base import BasePolicy, ChunkStepper, ZeroPolicy
+
+__all__ = ["BasePolicy", "ChunkStepper", "ZeroPolicy"]
