@@ -1,0 +1,111 @@
+"""The Ray transport on a real local Ray: bytes reach the learner, versions reach every actor."""
+import os
+import time
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from robotlearn.runtime import messages  # noqa: E402
+from robotlearn.runtime.ray_transport import RayActorTransport, RayLearnerTransport, batch_rows, make_hub  # noqa: E402
+from robotlearn.runtime.transport import WeightsUpdate  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, _temp_dir="/tmp/rl-ray-tt", include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@ray.remote(num_cpus=0)
+class EchoActor:
+    """A minimal actor loop: sends batches tagged with its id, records every weights version it sees."""
+
+    def run(self, hub, actor_id: str, n_batches: int, rows: int) -> list[int]:
+        tr = RayActorTransport(hub, actor_id, flush_s=0.0, poll_s=0.0)
+        seen = []
+        deadline = time.monotonic() + 30
+        i = 0
+        while time.monotonic() < deadline and not tr.should_stop():
+            if i < n_batches:
+                arrays = {"state": np.full((rows, 3), i, np.float32), "action": np.zeros((rows, 2), np.float32)}
+                tr.send_transitions(messages.encode_batch(arrays, actor_id=actor_id))
+                i += 1
+            upd = tr.poll_weights()
+            if upd is not None:
+                version, tensors, _ = messages.decode_weights(upd.payload)
+                assert version == upd.version and float(tensors["w"][0]) == version
+                seen.append(version)
+                tr.heartbeat(actor_id, {"version": version, "sent": i})
+            time.sleep(0.005)
+        tr.close()
+        return seen
+
+
+def test_batch_rows_reads_header_only():
+    p = messages.encode_batch({"a": np.zeros((7, 2), np.float32)})
+    assert batch_rows(p) == 7
+
+
+def test_transitions_and_versions_flow_both_ways(ray_session):
+    hub = make_hub()
+    learner = RayLearnerTransport(hub)
+    actors = [EchoActor.remote() for _ in range(2)]
+    runs = [a.run.remote(hub, f"actor{i}", 20, 5) for i, a in enumerate(actors)]
+
+    got: dict[str, int] = {}
+    version = 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (len(got) < 2 or min(got.values()) < 100 or version < 5):
+        for payload in learner.recv_transitions(timeout=0.2):
+            arrays, meta = messages.decode_batch(payload)
+            assert arrays["state"].shape == (5, 3)
+            got[meta["actor_id"]] = got.get(meta["actor_id"], 0) + len(arrays["state"])
+        if got and version < 5:
+            version += 1
+            w = messages.encode_weights(version, {"w": np.full(1000, version, np.float32)})
+            learner.publish_weights(WeightsUpdate(version, w))
+        time.sleep(0.05)
+    ray.get(hub.request_stop.remote())
+    seen = ray.get(runs, timeout=30)
+
+    assert got == {"actor0": 100, "actor1": 100}
+    for s in seen:  # each actor got newer versions, in order, ending at the latest
+        assert s and s == sorted(set(s)) and s[-1] == 5
+    stats = learner.stats()
+    assert stats["received"]["actor0"]["rows"] == 100 and stats["dropped"] == 0
+    beats = learner.heartbeats()
+    assert set(beats) == {"actor0", "actor1"} and all(b[1]["version"] == 5 for b in beats.values())
+
+
+def test_poll_never_blocks_and_stale_versions_are_refused(ray_session):
+    hub = make_hub()
+    tr = RayActorTransport(hub, "solo", poll_s=0.0)
+    t0 = time.perf_counter()
+    assert all(tr.poll_weights() is None for _ in range(200))  # nothing published: returns at once
+    assert time.perf_counter() - t0 < 2.0
+    learner = RayLearnerTransport(hub)
+    learner.publish_weights(WeightsUpdate(3, messages.encode_weights(3, {"w": np.ones(2, np.float32)})))
+    with pytest.raises(ray.exceptions.RayTaskError, match="not newer"):
+        learner.publish_weights(WeightsUpdate(2, messages.encode_weights(2, {"w": np.ones(2, np.float32)})))
+    deadline = time.monotonic() + 10
+    upd = None
+    while upd is None and time.monotonic() < deadline:
+        upd = tr.poll_weights()
+    assert upd is not None and upd.version == 3
+    assert tr.poll_weights() is None  # latest already returned
+
+
+def test_corrupt_payload_reaches_learner_as_clear_error(ray_session):
+    hub = make_hub()
+    tr = RayActorTransport(hub, "bad", flush_s=0.0)
+    tr.send_transitions(b"not a safetensors message at all")
+    tr.close()
+    learner = RayLearnerTransport(hub)
+    (payload,) = learner.recv_transitions(timeout=5)
+    with pytest.raises(messages.MessageError, match="batch"):
+        messages.decode_batch(payload)
+    assert learner.stats()["received"]["bad"]["unreadable"] == 1
