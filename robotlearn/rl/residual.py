@@ -1,0 +1,305 @@
+"""Residual off-policy RL on a frozen base policy (the ResFiT recipe), top to bottom.
+
+A frozen base proposes `a_base`; a small deterministic TD3-style actor adds a
+bounded correction, `a = clip(a_base + tanh(f(s, a_base)) * residual_scale, -1, 1)`.
+Its last layer starts at zero, so at step 0 the agent *is* the base. An ensemble
+of LayerNorm critics scores the executed action; the TD target takes the min
+over a random pair of target critics (REDQ), the actor maximises the ensemble
+mean. With a zero base and `residual_scale=1` the same code is RLPD-style RL
+from scratch (the baseline).
+
+Batches are dicts of tensors (B = batch, S = state dim, A = action dim):
+  state (B, S), base_action (B, A), action (B, A) executed, reward (B,) n-step
+  discounted return, discount (B,) gamma^n or 0 at a terminal, next_state (B, S),
+  next_base_action (B, A) the base's action at the bootstrap state.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import yaml
+from safetensors.torch import load_file, save_file
+
+
+@dataclass
+class ResidualConfig:
+    """Every knob of the recipe. Noise values are in normalised action units unless noted."""
+
+    residual_scale: float = 0.1  # max |residual| per action dim: tanh output x this (ResFiT 0.1; 1.0 = from scratch)
+    num_critics: int = 10  # critic ensemble size (ResFiT/RLPD 10)
+    num_min: int = 2  # TD target = min over this many randomly chosen target critics (REDQ)
+    n_step: int = 3  # n-step returns (ResFiT 3; 5 with gamma 0.995 on long tasks)
+    gamma: float = 0.99  # discount per env step
+    utd: int = 4  # critic updates per env step collected (update-to-data ratio)
+    actor_delay: int = 2  # one actor (and target) update per this many critic updates (TD3 delay)
+    tau: float = 0.005  # Polyak factor for critic and actor targets
+    # Target-policy smoothing, as FRACTIONS OF residual_scale so the noise never swamps
+    # the residual range (0.02 / 0.03 absolute at scale 0.1; TD3-like 0.2 / 0.3 at scale 1).
+    target_noise: float = 0.2  # std of the noise added to the target residual, x residual_scale
+    target_noise_clip: float = 0.3  # that noise is clipped to +- this, x residual_scale
+    explore_std: float = 0.05  # std of Gaussian noise on the residual while collecting (absolute, ResFiT 0.05)
+    # Actor lr: ResFiT uses 1e-6..5e-6 over 100k+ steps; our runs are 5-50k steps, so 1e-4 lets the
+    # residual move within them, while the zero-init + tanh x 0.1 bound keep it near the base.
+    actor_lr: float = 1e-4
+    critic_lr: float = 3e-4  # critic Adam lr (ResFiT 1e-4; 3e-4 converges faster on short runs)
+    batch_size: int = 256  # transitions per update (half demo, half online at demo_ratio 0.5)
+    hidden_dim: int = 256  # width of actor and critic hidden layers
+    num_layers: int = 2  # hidden layers in actor and critics (Linear-LayerNorm-ReLU each)
+    grad_clip: float = 1.0  # max global grad norm for actor and critic
+    warmup_env_steps: int = 1000  # first env steps (per run) act with base + uniform noise, no residual
+    warmup_noise: float = 0.2  # half-width of that uniform noise (ResFiT +-0.2)
+    critic_warmup_updates: int = 500  # critic-only updates before the first actor update
+    demo_ratio: float = 0.5  # fraction of each batch drawn from the (relabelled) demo buffer
+    buffer_size: int = 300_000  # max online transitions kept in memory (the zarr log keeps all)
+
+
+# ---------------------------------------------------------------------------- networks
+class ResidualActor(nn.Module):
+    """(normalised state, base action) -> residual in [-scale, scale]; zero at init.
+
+    Carries the state normaliser as buffers so exported actor weights are self-contained.
+    """
+
+    def __init__(self, state_dim: int, action_dim: int, cfg: ResidualConfig) -> None:
+        super().__init__()
+        self.scale = cfg.residual_scale
+        layers: list[nn.Module] = []
+        d = state_dim + action_dim
+        for _ in range(cfg.num_layers):
+            layers += [nn.Linear(d, cfg.hidden_dim), nn.LayerNorm(cfg.hidden_dim), nn.ReLU()]
+            d = cfg.hidden_dim
+        self.trunk = nn.Sequential(*layers)
+        self.head = nn.Linear(d, action_dim)
+        nn.init.zeros_(self.head.weight)  # zero-init last layer: residual == 0 at step 0
+        nn.init.zeros_(self.head.bias)
+        self.register_buffer("state_mean", torch.zeros(state_dim))
+        self.register_buffer("state_std", torch.ones(state_dim))
+
+    def normalize(self, state: torch.Tensor) -> torch.Tensor:
+        return ((state - self.state_mean) / self.state_std).clamp(-10.0, 10.0)
+
+    def forward(self, norm_state: torch.Tensor, base_action: torch.Tensor) -> torch.Tensor:
+        h = self.trunk(torch.cat([norm_state, base_action], -1))  # (B, H)
+        return torch.tanh(self.head(h)) * self.scale  # (B, A)
+
+
+class CriticEnsemble(nn.Module):
+    """E LayerNorm MLP critics evaluated together with batched matmuls (no Python loop over E).
+
+    Weights are stacked (E, in, out); one `torch.baddbmm` per layer runs all critics.
+    """
+
+    def __init__(self, in_dim: int, cfg: ResidualConfig) -> None:
+        super().__init__()
+        e, h = cfg.num_critics, cfg.hidden_dim
+        dims = [in_dim] + [h] * cfg.num_layers + [1]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for d_in, d_out in zip(dims[:-1], dims[1:]):
+            bound = 1.0 / math.sqrt(d_in)  # nn.Linear's default init, per critic
+            self.weights.append(nn.Parameter(torch.empty(e, d_in, d_out).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(e, 1, d_out).uniform_(-bound, bound)))
+        self.ln_w = nn.ParameterList([nn.Parameter(torch.ones(e, 1, h)) for _ in range(cfg.num_layers)])
+        self.ln_b = nn.ParameterList([nn.Parameter(torch.zeros(e, 1, h)) for _ in range(cfg.num_layers)])
+        self.num_critics, self.hidden = e, h
+
+    def forward(self, norm_state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([norm_state, action], -1)  # (B, S+A)
+        x = x.unsqueeze(0).expand(self.num_critics, -1, -1)  # (E, B, S+A)
+        for i in range(len(self.ln_w)):
+            x = torch.baddbmm(self.biases[i], x, self.weights[i])  # (E, B, H)
+            x = F.layer_norm(x, (self.hidden,)) * self.ln_w[i] + self.ln_b[i]
+            x = F.relu(x)
+        return torch.baddbmm(self.biases[-1], x, self.weights[-1]).squeeze(-1)  # (E, B)
+
+
+def combine(base_action: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """The executed action: base plus residual, kept inside the normalised action box."""
+    return (base_action + residual).clamp(-1.0, 1.0)
+
+
+# ---------------------------------------------------------------------------- learner
+class ResidualLearner:
+    """Owns actor, critics, their targets and optimisers; `update(batch)` is one gradient step."""
+
+    def __init__(self, state_dim: int, action_dim: int, cfg: ResidualConfig, device: str | None = None) -> None:
+        self.cfg = cfg
+        self.state_dim, self.action_dim = state_dim, action_dim
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.actor = ResidualActor(state_dim, action_dim, cfg).to(self.device)
+        self.actor_target = ResidualActor(state_dim, action_dim, cfg).to(self.device)
+        self.critic = CriticEnsemble(state_dim + action_dim, cfg).to(self.device)
+        self.critic_target = CriticEnsemble(state_dim + action_dim, cfg).to(self.device)
+        self.actor_target.load_state_dict(self.actor.state_dict())
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        for p in [*self.actor_target.parameters(), *self.critic_target.parameters()]:
+            p.requires_grad_(False)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.num_updates = 0  # critic updates done
+        self.num_actor_updates = 0
+        self.version = 0  # bumped by the runtime each time it publishes weights
+        self.env_steps = 0  # online env steps ingested (kept here so checkpoints carry it)
+
+    def set_state_normalizer(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Fix the state normaliser (from demo statistics) for actor, critic and targets."""
+        m = torch.as_tensor(mean, dtype=torch.float32, device=self.device)
+        s = torch.as_tensor(np.maximum(std, 1e-3), dtype=torch.float32, device=self.device)
+        for net in (self.actor, self.actor_target):
+            net.state_mean.copy_(m)
+            net.state_std.copy_(s)
+
+    # -- the update ------------------------------------------------------------------
+    def to_device(self, batch: dict[str, np.ndarray | torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: torch.as_tensor(v, dtype=torch.float32).to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    @torch.no_grad()
+    def td_target(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
+        cfg = self.cfg
+        next_s = self.actor_target.normalize(b["next_state"])  # (B, S)
+        res = self.actor_target(next_s, b["next_base_action"])  # (B, A)
+        noise = (torch.randn_like(res) * cfg.target_noise * cfg.residual_scale).clamp(
+            -cfg.target_noise_clip * cfg.residual_scale, cfg.target_noise_clip * cfg.residual_scale
+        )
+        res = (res + noise).clamp(-cfg.residual_scale, cfg.residual_scale)
+        next_q = self.critic_target(next_s, combine(b["next_base_action"], res))  # (E, B)
+        pick = torch.randperm(cfg.num_critics, device=self.device)[: cfg.num_min]
+        next_q = next_q[pick].min(0).values  # (B,)
+        return b["reward"] + b["discount"] * next_q  # (B,)
+
+    def update(self, batch: dict[str, np.ndarray | torch.Tensor]) -> dict[str, float]:
+        """One critic update; every `actor_delay`-th (after the critic warm-up) also an actor update."""
+        cfg = self.cfg
+        b = self.to_device(batch)
+        target = self.td_target(b)  # (B,)
+        s = self.actor.normalize(b["state"])  # (B, S)
+        q = self.critic(s, b["action"])  # (E, B)
+        critic_loss = F.mse_loss(q, target.unsqueeze(0).expand_as(q)) * cfg.num_critics  # sum over critics
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
+        self.critic_opt.step()
+        self.num_updates += 1
+        metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean(), "target_mean": target.mean()}
+
+        if self.num_updates > cfg.critic_warmup_updates and self.num_updates % cfg.actor_delay == 0:
+            res = self.actor(s, b["base_action"])  # (B, A)
+            actor_loss = -self.critic(s, combine(b["base_action"], res)).mean()  # ensemble mean
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
+            self.actor_opt.step()
+            self.num_actor_updates += 1
+            metrics["actor_loss"] = actor_loss.detach()
+            metrics["residual_abs"] = res.detach().abs().mean()
+            self._polyak(self.actor, self.actor_target)
+        self._polyak(self.critic, self.critic_target)
+        return {k: float(v) for k, v in metrics.items()}
+
+    @torch.no_grad()
+    def _polyak(self, net: nn.Module, target: nn.Module) -> None:
+        torch._foreach_lerp_(list(target.parameters()), list(net.parameters()), self.cfg.tau)
+
+    @torch.no_grad()
+    def td_error(self, batch: dict[str, np.ndarray | torch.Tensor]) -> float:
+        """Mean squared TD error of the online critics against a noise-free target (for tests/logging)."""
+        b = self.to_device(batch)
+        next_s = self.actor_target.normalize(b["next_state"])
+        next_a = combine(b["next_base_action"], self.actor_target(next_s, b["next_base_action"]))
+        target = b["reward"] + b["discount"] * self.critic_target(next_s, next_a).min(0).values
+        q = self.critic(self.actor.normalize(b["state"]), b["action"])
+        return float(((q - target) ** 2).mean())
+
+    # -- weights for actors ----------------------------------------------------------------
+    def actor_weights(self) -> dict[str, np.ndarray]:
+        """Actor parameters + normaliser as numpy, ready for messages.encode_weights."""
+        return {k: v.detach().cpu().numpy() for k, v in self.actor.state_dict().items()}
+
+    # -- checkpoint: safetensors tensors + YAML config/counters (no pickle) ----------------
+    def save(self, directory: str | Path) -> Path:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        tensors: dict[str, torch.Tensor] = {}
+        for name, mod in self._modules().items():
+            tensors.update({f"{name}/{k}": v for k, v in mod.state_dict().items()})
+        meta: dict[str, Any] = {"config": asdict(self.cfg), "state_dim": self.state_dim, "action_dim": self.action_dim,
+                                "num_updates": self.num_updates, "num_actor_updates": self.num_actor_updates,
+                                "version": self.version, "env_steps": self.env_steps, "optimizers": {}}
+        for name, opt in self._optimizers().items():
+            sd = opt.state_dict()
+            meta["optimizers"][name] = sd["param_groups"]
+            for idx, st in sd["state"].items():
+                tensors.update({f"opt/{name}/{idx}/{k}": v for k, v in st.items()})
+        tmp = d / "learner.safetensors.tmp"  # write-then-rename: a crash never leaves a torn checkpoint
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+        (d / "learner.yaml.tmp").write_text(yaml.safe_dump(meta, sort_keys=False))
+        tmp.replace(d / "learner.safetensors")
+        (d / "learner.yaml.tmp").replace(d / "learner.yaml")
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | None = None) -> ResidualLearner:
+        d = Path(directory)
+        for f in ("learner.yaml", "learner.safetensors"):
+            if not (d / f).exists():
+                raise FileNotFoundError(f"learner checkpoint {d} is missing {f}")
+        meta = yaml.safe_load((d / "learner.yaml").read_text())
+        learner = cls(meta["state_dim"], meta["action_dim"], ResidualConfig(**meta["config"]), device)
+        tensors = load_file(str(d / "learner.safetensors"), device=str(learner.device))
+        for name, mod in learner._modules().items():
+            mod.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + "/")})
+        for name, opt in learner._optimizers().items():
+            state: dict[int, dict[str, torch.Tensor]] = {}
+            for k, v in tensors.items():
+                if k.startswith(f"opt/{name}/"):
+                    idx, key = k.split("/")[2:]
+                    state.setdefault(int(idx), {})[key] = v.cpu() if key == "step" else v
+            opt.load_state_dict({"state": state, "param_groups": meta["optimizers"][name]})
+        for k in ("num_updates", "num_actor_updates", "version", "env_steps"):
+            setattr(learner, k, int(meta[k]))
+        return learner
+
+    def _modules(self) -> dict[str, nn.Module]:
+        return {"actor": self.actor, "actor_target": self.actor_target,
+                "critic": self.critic, "critic_target": self.critic_target}
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"actor": self.actor_opt, "critic": self.critic_opt}
+
+
+# ---------------------------------------------------------------------------- actor side
+class ResidualPolicy:
+    """Actor-side inference on CPU: base action + (noisy) residual -> executed action."""
+
+    def __init__(self, state_dim: int, action_dim: int, cfg: ResidualConfig, seed: int = 0) -> None:
+        self.cfg = cfg
+        self.net = ResidualActor(state_dim, action_dim, cfg).eval()
+        self.rng = np.random.default_rng(seed)
+        self.version = 0
+
+    def load_weights(self, tensors: dict[str, np.ndarray], version: int) -> None:
+        self.net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
+        self.version = version
+
+    @torch.no_grad()
+    def residual(self, state: np.ndarray, base_action: np.ndarray) -> np.ndarray:
+        s = torch.as_tensor(state, dtype=torch.float32).unsqueeze(0)  # (1, S)
+        a = torch.as_tensor(base_action, dtype=torch.float32).unsqueeze(0)  # (1, A)
+        return self.net(self.net.normalize(s), a)[0].numpy()  # (A,)
+
+    def act(self, state: np.ndarray, base_action: np.ndarray, mode: str = "train") -> np.ndarray:
+        """mode: "eval" (deterministic), "train" (Gaussian noise on the residual), "warmup" (base + uniform)."""
+        if mode == "warmup":
+            noise = self.rng.uniform(-self.cfg.warmup_noise, self.cfg.warmup_noise, base_action.shape)
+            return np.clip(base_action + noise, -1.0, 1.0).astype(np.float32)
+        res = self.residual(state, base_action)
+        if mode == "train":
+            res = res + self.rng.normal(0.0, self.cfg.explore_std, res.shape)
+        return np.clip(base_action + res, -1.0, 1.0).astype(np.float32)

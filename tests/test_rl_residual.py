@@ -1,0 +1,121 @@
+"""The residual learner on synthetic tensors: zero-init, TD fitting, ensemble shapes, checkpoints."""
+import numpy as np
+import pytest
+import torch
+
+from robotlearn.rl.residual import CriticEnsemble, ResidualConfig, ResidualLearner, ResidualPolicy
+from robotlearn.runtime.messages import decode_weights, encode_weights
+
+S, A, B = 6, 3, 64
+
+
+def small_cfg(**kw) -> ResidualConfig:
+    base = dict(num_critics=4, hidden_dim=32, batch_size=B, critic_warmup_updates=0, actor_delay=1)
+    return ResidualConfig(**{**base, **kw})
+
+
+def fixed_batch(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    state = rng.normal(size=(B, S)).astype(np.float32)
+    return {
+        "state": state,
+        "base_action": rng.uniform(-0.5, 0.5, (B, A)).astype(np.float32),
+        "action": rng.uniform(-1, 1, (B, A)).astype(np.float32),
+        "reward": (state[:, 0] > 0).astype(np.float32),  # learnable: depends on the state
+        "discount": np.full(B, 0.99**3, np.float32),
+        "next_state": rng.normal(size=(B, S)).astype(np.float32),
+        "next_base_action": rng.uniform(-0.5, 0.5, (B, A)).astype(np.float32),
+    }
+
+
+def test_zero_init_residual_leaves_base_action_unchanged():
+    cfg = small_cfg()
+    pol = ResidualPolicy(S, A, cfg)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        state, base = rng.normal(size=S).astype(np.float32), rng.uniform(-1, 1, A).astype(np.float32)
+        np.testing.assert_array_equal(pol.act(state, base, mode="eval"), base)
+    # and the learner's own actor at step 0, exported through a weights message, agrees
+    learner = ResidualLearner(S, A, cfg, device="cpu")
+    version, tensors, _ = decode_weights(encode_weights(0, learner.actor_weights()))
+    pol.load_weights(tensors, version)
+    np.testing.assert_array_equal(pol.residual(state, base), np.zeros(A, np.float32))
+
+
+def test_residual_bounded_by_scale_and_executed_action_clipped():
+    cfg = small_cfg(residual_scale=0.1)
+    learner = ResidualLearner(S, A, cfg, device="cpu")
+    with torch.no_grad():  # push the head far from zero: tanh saturates at the scale
+        learner.actor.head.bias.fill_(50.0)
+    pol = ResidualPolicy(S, A, cfg)
+    pol.load_weights(learner.actor_weights(), 1)
+    res = pol.residual(np.zeros(S, np.float32), np.zeros(A, np.float32))
+    assert np.all(np.abs(res) <= 0.1 + 1e-6) and np.allclose(res, 0.1, atol=1e-4)
+    assert np.all(pol.act(np.zeros(S, np.float32), np.full(A, 0.95, np.float32), "eval") <= 1.0)
+
+
+def test_learner_update_reduces_td_error_on_fixed_batch():
+    torch.manual_seed(0)
+    learner = ResidualLearner(S, A, small_cfg(critic_warmup_updates=10_000), device="cpu")
+    batch = fixed_batch()
+    before = learner.td_error(batch)
+    for _ in range(150):
+        m = learner.update(batch)
+    after = learner.td_error(batch)
+    assert np.isfinite(m["critic_loss"])
+    assert after < 0.25 * before, (before, after)
+
+
+def test_actor_moves_toward_higher_q():
+    torch.manual_seed(0)
+    cfg = small_cfg(critic_warmup_updates=200, actor_lr=1e-3, residual_scale=0.5)
+    learner = ResidualLearner(S, A, cfg, device="cpu")
+    batch = fixed_batch()
+    batch["reward"] = batch["action"][:, 0].copy()  # reward = first action dim: the best residual is +scale
+    batch["discount"][:] = 0.0
+    for _ in range(600):
+        learner.update(batch)
+    assert learner.num_actor_updates == 400
+    with torch.no_grad():
+        b = learner.to_device(batch)
+        res = learner.actor(learner.actor.normalize(b["state"]), b["base_action"])
+    assert float(res[:, 0].mean()) > 0.2  # learned to push dim 0 up
+
+
+def test_critic_ensemble_is_vectorised_and_members_differ():
+    cfg = small_cfg(num_critics=5)
+    critic = CriticEnsemble(S + A, cfg)
+    with torch.no_grad():
+        q = critic(torch.randn(B, S), torch.randn(B, A))
+    assert q.shape == (5, B)
+    assert float(q.std(0).mean()) > 0  # independent inits, not one critic copied
+    assert critic.weights[0].shape == (5, S + A, cfg.hidden_dim)
+
+
+def test_checkpoint_roundtrip_restores_nets_optimisers_and_counters(tmp_path):
+    torch.manual_seed(0)
+    learner = ResidualLearner(S, A, small_cfg(), device="cpu")
+    learner.set_state_normalizer(np.arange(S, dtype=np.float32), np.full(S, 2.0, np.float32))
+    batch = fixed_batch()
+    for _ in range(5):
+        learner.update(batch)
+    learner.version, learner.env_steps = 3, 123
+    learner.save(tmp_path / "ckpt")
+    assert not list((tmp_path / "ckpt").glob("*.pkl")) and (tmp_path / "ckpt" / "learner.safetensors").exists()
+    restored = ResidualLearner.load(tmp_path / "ckpt", device="cpu")
+    assert (restored.num_updates, restored.num_actor_updates, restored.version, restored.env_steps) == (5, 5, 3, 123)
+    for k, v in learner.actor_weights().items():
+        np.testing.assert_array_equal(restored.actor_weights()[k], v)
+    # identical continuation: same update from the same RNG state gives the same critic
+    torch.manual_seed(1)
+    learner.update(batch)
+    torch.manual_seed(1)
+    restored.update(batch)
+    for p, r in zip(learner.critic.parameters(), restored.critic.parameters()):
+        torch.testing.assert_close(p, r)
+
+
+def test_checkpoint_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="learner.safetensors"):
+        (tmp_path / "learner.yaml").write_text("{}")
+        ResidualLearner.load(tmp_path)
