@@ -1,0 +1,212 @@
+"""Shared Panda table-top task: end-effector delta control through damped-least-squares IK.
+
+Action (normalised [-1, 1]^4): [dx, dy, dz, gripper] -> TCP displacement of up to
+`max_delta` metres per control step plus a gripper command (-1 open, +1 closed).
+Each control step solves one DLS IK step for the displaced TCP (orientation held
+pointing down) and sends the joint targets to the position actuators; physics
+then runs `n_substeps` x 2 ms. The joint-level methods (`set_joint_targets`,
+`physics_step`, `compute_success`, `get_obs`) are what a ROS 2 node uses to
+serve this arm as a robot, bypassing the EE controller.
+
+State observation (float32): joint pos (7), joint vel (7), TCP pos (3),
+gripper width (1), then task features (`_task_features`).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import mujoco
+import numpy as np
+
+from robotlearn.envs import IMAGE_PREFIX, STATE_KEY, ActionSpec, EnvInfo, RobotEnv, make_observation_space
+from sim.scene import PREFIX, Arena
+
+ARM_JOINTS = tuple(f"{PREFIX}joint{i}" for i in range(1, 8))
+# a comfortable start pose: TCP ~(0.45, 0, 0.25), fingers pointing down
+HOME_Q = np.array([0.0, -0.1848, 0.0, -2.4967, 0.0, 2.3119, 0.7854])
+DOWN_QUAT = np.array([0.0, 1.0, 0.0, 0.0])  # TCP frame: x forward, z down (world frame)
+WORKSPACE = np.array([[0.25, 0.75], [-0.35, 0.35], [0.012, 0.45]])  # TCP target box (m)
+MAX_WIDTH = 0.08  # fully open gripper width (m)
+
+
+class PandaTaskEnv(RobotEnv):
+    """Base class of the `sim/` Panda tasks. Subclasses add objects and define success."""
+
+    task_name = "sim/base"
+    default_horizon = 50
+    n_task_features = 0
+
+    def __init__(
+        self,
+        horizon: int | None = None,
+        cameras: Sequence[str] = (),
+        image_size: int = 84,
+        max_delta: float = 0.02,
+        control_hz: float = 20.0,
+        init_joint_noise: float = 0.02,
+    ) -> None:
+        super().__init__()
+        arena = Arena(self.task_name.replace("/", "_"))
+        self._build(arena)
+        self.model = arena.compile()
+        self.data = mujoco.MjData(self.model)
+        self.n_substeps = int(round(1.0 / (control_hz * self.model.opt.timestep)))
+        self.max_delta = float(max_delta)
+        self.init_joint_noise = float(init_joint_noise)
+        self.cameras = tuple(cameras)
+        self.image_size = int(image_size)
+        self._renderer: mujoco.Renderer | None = None
+        self._episode = 0
+
+        m = self.model
+        self.arm_joint_names = list(ARM_JOINTS)
+        jids = [m.joint(n).id for n in ARM_JOINTS]
+        self._qadr = np.array([m.jnt_qposadr[j] for j in jids])
+        self._dadr = np.array([m.jnt_dofadr[j] for j in jids])
+        self.joint_limits = m.jnt_range[jids].copy()  # (7, 2) rad
+        self._finger_qadr = np.array([m.jnt_qposadr[m.joint(f"{PREFIX}finger_joint{i}").id] for i in (1, 2)])
+        self._tcp = m.site(f"{PREFIX}tcp").id
+        self._jacp = np.zeros((3, m.nv))
+        self._jacr = np.zeros((3, m.nv))
+        for cam in self.cameras:
+            if mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, cam) < 0:
+                raise ValueError(f"{self.task_name}: unknown camera {cam!r}; have front, side, panda/wrist")
+
+        self.action_space = _box(4)
+        state_dim = 18 + self.n_task_features
+        self.observation_space = make_observation_space(
+            state_dim, {c: (self.image_size, self.image_size) for c in self.cameras}
+        )
+        d = self.max_delta
+        self.env_info = EnvInfo(
+            name=self.task_name,
+            control_hz=float(control_hz),
+            horizon=int(horizon or self.default_horizon),
+            action_spec=ActionSpec(
+                kind="ee_delta_pos+gripper",
+                names=("dx", "dy", "dz", "gripper"),
+                low=(-d, -d, -d, MAX_WIDTH),
+                high=(d, d, d, 0.0),
+                units=("m", "m", "m", "m gripper width target (-1 open, +1 closed)"),
+            ),
+            config=dict(horizon=int(horizon or self.default_horizon), cameras=list(self.cameras),
+                        image_size=self.image_size, max_delta=self.max_delta, control_hz=float(control_hz),
+                        init_joint_noise=self.init_joint_noise),
+        )
+
+    # --- task hooks -------------------------------------------------------
+    def _build(self, arena: Arena) -> None:
+        """Add task objects to the arena (before compile)."""
+
+    def _randomise(self, rng: np.random.Generator) -> None:
+        """Place objects/goals for a new episode (qpos/mocap already reset)."""
+
+    def _task_features(self) -> np.ndarray:
+        return np.zeros(0)
+
+    def compute_success(self) -> bool:
+        raise NotImplementedError
+
+    def make_expert(self, noise: float = 0.0, seed: int = 0):
+        raise NotImplementedError
+
+    # --- joint-level interface (used by the ROS 2 robot node) -----------
+    def set_joint_targets(self, q_target, gripper: float) -> None:
+        """Position targets for the 7 arm joints (rad, clipped to limits) and gripper in [-1, 1]."""
+        q = np.asarray(q_target, dtype=float)
+        if q.shape != (7,) or not np.all(np.isfinite(q)):
+            raise ValueError(f"{self.task_name}: q_target must be 7 finite values, got {q_target!r}")
+        if not np.isfinite(gripper):
+            raise ValueError(f"{self.task_name}: gripper command must be finite, got {gripper!r}")
+        self.data.ctrl[:7] = np.clip(q, self.joint_limits[:, 0], self.joint_limits[:, 1])
+        g = float(np.clip(gripper, -1.0, 1.0))
+        self.data.ctrl[7] = 0.5 * MAX_WIDTH * 0.5 * (1.0 - g)  # per-finger opening
+
+    def physics_step(self) -> None:
+        """Advance physics by one control period (n_substeps x timestep)."""
+        mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
+        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_comPos(self.model, self.data)
+
+    @property
+    def qpos(self) -> np.ndarray:
+        return self.data.qpos[self._qadr].copy()
+
+    @property
+    def tcp_pos(self) -> np.ndarray:
+        return self.data.site_xpos[self._tcp].copy()
+
+    @property
+    def gripper_width(self) -> float:
+        return float(self.data.qpos[self._finger_qadr].sum())
+
+    def get_obs(self) -> dict[str, np.ndarray]:
+        d = self.data
+        state = np.concatenate([
+            d.qpos[self._qadr], d.qvel[self._dadr], d.site_xpos[self._tcp], [self.gripper_width],
+            self._task_features(),
+        ]).astype(np.float32)
+        obs = {STATE_KEY: state}
+        for cam in self.cameras:
+            obs[IMAGE_PREFIX + cam] = self.render_camera(cam)
+        return obs
+
+    def render_camera(self, camera: str) -> np.ndarray:
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
+        self._renderer.update_scene(self.data, camera=camera)
+        return self._renderer.render().copy()
+
+    # --- EE controller ----------------------------------------------------
+    def ik_joint_targets(self, tcp_target: np.ndarray, damping: float = 0.05, null_gain: float = 0.3):
+        """One damped-least-squares step: joint targets moving the TCP to `tcp_target`, pointing down."""
+        m, d = self.model, self.data
+        mujoco.mj_jacSite(m, d, self._jacp, self._jacr, self._tcp)
+        J = np.vstack([self._jacp[:, self._dadr], self._jacr[:, self._dadr]])  # (6, 7)
+        quat = np.empty(4)
+        mujoco.mju_mat2Quat(quat, d.site_xmat[self._tcp])
+        rot_err = np.empty(3)
+        mujoco.mju_subQuat(rot_err, DOWN_QUAT, quat)  # in the TCP frame
+        rot_err = d.site_xmat[self._tcp].reshape(3, 3) @ rot_err  # -> world frame, like jacr
+        err = np.concatenate([tcp_target - d.site_xpos[self._tcp], rot_err])  # (6,)
+        JJt = J @ J.T + damping**2 * np.eye(6)
+        J_pinv = J.T @ np.linalg.inv(JJt)  # (7, 6)
+        q = d.qpos[self._qadr]
+        dq = J_pinv @ err + (np.eye(7) - J_pinv @ J) @ (null_gain * (HOME_Q - q))
+        return q + dq
+
+    def apply_action(self, action: np.ndarray) -> None:
+        """Normalised [dx, dy, dz, gripper] -> IK joint targets + gripper command."""
+        target = np.clip(self.tcp_pos + action[:3] * self.max_delta, WORKSPACE[:, 0], WORKSPACE[:, 1])
+        self.set_joint_targets(self.ik_joint_targets(target), float(action[3]))
+
+    # --- RobotEnv hooks ---------------------------------------------------
+    def _reset(self, seed, options):
+        rng = self.np_random
+        m, d = self.model, self.data
+        mujoco.mj_resetData(m, d)
+        q0 = HOME_Q + rng.uniform(-1, 1, 7) * self.init_joint_noise
+        d.qpos[self._qadr] = q0
+        d.qpos[self._finger_qadr] = MAX_WIDTH / 2
+        self._randomise(rng)
+        mujoco.mj_forward(m, d)
+        self.set_joint_targets(q0, -1.0)
+        self._episode += 1
+        return self.get_obs(), {"success": False}
+
+    def _step(self, action):
+        self.apply_action(action)
+        self.physics_step()
+        success = self.compute_success()
+        return self.get_obs(), float(success), success, {"success": success}
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+
+def _box(n: int):
+    from gymnasium import spaces
+
+    return spaces.Box(-1.0, 1.0, shape=(n,), dtype=np.float32)
