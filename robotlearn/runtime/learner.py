@@ -1,0 +1,256 @@
+"""The learner loop: ingest episodes, log them to zarr, update at UTD, publish versioned weights.
+
+Transport-agnostic (local processes, ROS 2, Ray call `run_learner`). The zarr
+online log is the replay buffer's source of truth: a restarted learner loads its
+safetensors/YAML checkpoint and rebuilds the in-memory buffer from that log.
+`Learner` exposes the steps (`ingest`, `train`, `publish`, `checkpoint`) so a
+benchmark can also drive it in lock-step with an actor without a second copy.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+
+from robotlearn.envs.interface import STATE_KEY, EnvInfo
+from robotlearn.policies.base import BasePolicy
+from robotlearn.rl.bases import relabel_base_actions
+from robotlearn.rl.residual import ResidualConfig, ResidualLearner
+from robotlearn.runtime.actor import StopFlag, _should_stop
+from robotlearn.runtime.messages import MessageError, decode_batch, encode_weights
+from robotlearn.runtime.transport import LearnerTransport, WeightsUpdate
+
+log = logging.getLogger(__name__)
+EPISODE_KEYS = ("state", "action", "base_action", "reward", "is_intervention")
+
+
+@dataclass
+class LearnerConfig:
+    out_dir: str = "runs/finetune"  # holds checkpoint/, online.zarr (the replay log) and tb/
+    publish_every: int = 50  # critic updates between weight publications (HIL-SERL: 50)
+    checkpoint_every: int = 2000  # critic updates between checkpoints (also one at exit)
+    max_env_steps: int = 0  # stop once this many online env steps arrived and were trained on (0 = never)
+    max_updates: int = 0  # stop after this many critic updates (0 = never)
+    min_online_steps: int = 256  # online transitions needed before the first update
+    log_every: int = 100  # critic updates between TensorBoard scalars
+    resume: bool = True  # load out_dir/checkpoint and rebuild the buffer from out_dir/online.zarr if present
+    tensorboard: bool = True
+    progress: bool = True  # tqdm bar over env steps
+    device: str = ""  # "" = cuda if available else cpu
+    seed: int = 0
+
+
+class Learner:
+    """One learner: residual networks + demo/online buffers + zarr log + publishing."""
+
+    def __init__(self, transport: LearnerTransport | None, rl: ResidualConfig, cfg: LearnerConfig,
+                 env_info: EnvInfo, obs_space, demos: str | None = None, base: BasePolicy | None = None) -> None:
+        from robotlearn.data import EpisodeDataset, EpisodeWriter, MixedSampler, TransitionBuffer
+
+        self.transport, self.rl, self.cfg = transport, rl, cfg
+        self.out = Path(cfg.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.rng = np.random.default_rng(cfg.seed)
+        state_dim = int(obs_space[STATE_KEY].shape[0])
+        action_dim = int(len(env_info.action_spec.names))
+        ckpt = self.out / "checkpoint"
+        if cfg.resume and (ckpt / "learner.yaml").exists():
+            self.learner = ResidualLearner.load(ckpt, cfg.device or None)
+            self.learner.cfg = rl  # runtime knobs may change on resume; network sizes must not
+            log.info("resumed learner from %s at update %d", ckpt, self.learner.num_updates)
+        else:
+            self.learner = ResidualLearner(state_dim, action_dim, rl, cfg.device or None)
+        runtime_file = self.out / "checkpoint" / "runtime.yaml"
+        self.learn_start = yaml.safe_load(runtime_file.read_text())["learn_start"] if cfg.resume and runtime_file.exists() else -1
+
+        # demo buffer (frozen, relabelled with the base's actions) and online buffer
+        self.demo_buffer = TransitionBuffer(n_step=rl.n_step, gamma=rl.gamma)
+        if demos:
+            ds = EpisodeDataset(demos)
+            if base is None:
+                raise ValueError("demos given without a base policy to relabel them with (base_action)")
+            for i in range(ds.n_episodes):
+                ep = ds.get_episode(i, keys=[k for k in ds.keys if k in ("state", "action", "reward") or k.startswith("images/")])
+                ep["base_action"] = relabel_base_actions(ep, base)
+                self.demo_buffer.add_episode(ep, terminated=bool(ds.episode_meta(i).get("terminated", False)))
+            if self.learner.num_updates == 0:
+                states = np.concatenate([ds.get_episode(i, keys=["state"])["state"] for i in range(ds.n_episodes)])
+                self.learner.set_state_normalizer(states.mean(0), states.std(0))
+        self.online_buffer = TransitionBuffer(n_step=rl.n_step, gamma=rl.gamma, capacity=rl.buffer_size)
+        self.sampler = MixedSampler([(self.demo_buffer, rl.demo_ratio), (self.online_buffer, 1 - rl.demo_ratio)]) \
+            if len(self.demo_buffer) and rl.demo_ratio > 0 else self.online_buffer
+
+        # the online zarr log: reopened on resume (a crash's partial tail is trimmed by the writer)
+        log_path = self.out / "online.zarr"
+        self.episodes: list[dict[str, Any]] = []  # (env_steps, success, return, version) per episode, for curves
+        if cfg.resume and log_path.exists():
+            ds = EpisodeDataset(log_path)
+            for i in range(ds.n_episodes):
+                ep = ds.get_episode(i, keys=list(EPISODE_KEYS))
+                meta = ds.episode_meta(i)
+                self.online_buffer.add_episode(ep, terminated=bool(meta["terminated"]))
+                self._record(len(ep["reward"]), bool(meta["success"]), float(ep["reward"].sum()), int(meta["policy_version"]))
+            # actors may have seen versions newer than the checkpoint: continue above all of them
+            seen = max([e["version"] for e in self.episodes] + [self.learner.version])
+            self.learner.version = seen + 1 if self.episodes else self.learner.version
+        elif log_path.exists():
+            raise FileExistsError(f"{log_path} exists and resume=false; pick a new out_dir or resume")
+        self.writer = EpisodeWriter(log_path, env_info=env_info, obs_space=obs_space, action_dim=action_dim,
+                                    extras={"base_action": ((action_dim,), np.float32)})
+        self.learner.env_steps = sum(e["length"] for e in self.episodes)
+        self.recent: deque[float] = deque(maxlen=20)
+        self.metrics: dict[str, float] = {}
+        self.rejected = 0
+
+    def _record(self, length: int, success: bool, ret: float, version: int) -> None:
+        steps = (self.episodes[-1]["env_steps"] if self.episodes else 0) + length
+        self.episodes.append({"env_steps": steps, "length": length, "success": success, "return": ret, "version": version})
+
+    # -- steps of the loop -----------------------------------------------------------
+    def ingest(self, payloads: list[bytes]) -> int:
+        """Decode episodes, commit each to the zarr log, then add it to the online buffer."""
+        n = 0
+        for p in payloads:
+            try:
+                arrays, meta = decode_batch(p)
+                missing = [k for k in EPISODE_KEYS if k not in arrays]
+                if missing:
+                    raise MessageError(f"episode from {meta.get('actor_id', '?')} lacks keys {missing}")
+                if not np.all(np.isfinite(arrays["action"])) or not np.all(np.isfinite(arrays["state"])):
+                    raise MessageError(f"episode from {meta.get('actor_id', '?')} has non-finite state/action")
+            except MessageError as e:
+                self.rejected += 1
+                log.error("dropped a bad episode message: %s", e)
+                continue
+            self.writer.add_episode(arrays, success=bool(meta["success"]), source="policy",
+                                    policy_version=int(meta["policy_version"]), terminated=bool(meta["terminated"]))
+            self.online_buffer.add_episode(arrays, terminated=bool(meta["terminated"]))
+            T = len(arrays["reward"])
+            self.learner.env_steps += T
+            self._record(T, bool(meta["success"]), float(arrays["reward"].sum()), int(meta["policy_version"]))
+            self.recent.append(float(meta["success"]))
+            n += T
+        return n
+
+    def updates_owed(self) -> int:
+        """Critic updates allowed now: a critic-only warm-up block, then UTD x new env steps."""
+        if len(self.online_buffer) < self.cfg.min_online_steps:
+            return 0
+        if self.learn_start < 0:
+            self.learn_start = self.learner.env_steps
+        allowed = self.rl.critic_warmup_updates + self.rl.utd * (self.learner.env_steps - self.learn_start)
+        return max(0, allowed - self.learner.num_updates)
+
+    def train(self, max_updates: int) -> int:
+        """Up to `max_updates` (and no more than owed) updates; publishes every `publish_every`."""
+        n = min(max_updates, self.updates_owed())
+        for _ in range(n):
+            batch = self.sampler.sample(self.rl.batch_size, self.rng)
+            self.metrics = self.learner.update(_to_learner_batch(batch))
+            if self.learner.num_updates % self.cfg.publish_every == 0:
+                self.publish()
+        return n
+
+    def publish(self) -> None:
+        if self.transport is None:
+            return
+        self.learner.version += 1
+        v = self.learner.version
+        payload = encode_weights(v, self.learner.actor_weights(), num_updates=self.learner.num_updates)
+        self.transport.publish_weights(WeightsUpdate(version=v, payload=payload))
+
+    def checkpoint(self) -> None:
+        self.learner.save(self.out / "checkpoint")
+        (self.out / "checkpoint" / "runtime.yaml").write_text(yaml.safe_dump({"learn_start": int(self.learn_start)}))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _to_learner_batch(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """TransitionBuffer sample keys -> ResidualLearner batch keys (see residual.py docstring)."""
+    return {"state": b["state"], "base_action": b["base_action"], "action": b["action"], "reward": b["reward"],
+            "discount": b["discount"], "next_state": b["next_state"], "next_base_action": b["next_base_action"]}
+
+
+def run_learner(transport: LearnerTransport, rl: ResidualConfig, cfg: LearnerConfig, env_info: EnvInfo, obs_space,
+                demos: str | None = None, base: BasePolicy | None = None, stop: StopFlag | None = None,
+                on_metrics: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run until stop / max_env_steps / max_updates. Returns summary stats and the per-episode history.
+
+    `base` relabels the demos (needed when `demos` is given); `on_metrics` gets the
+    logged scalars each `log_every` updates (benchmarks, UIs).
+    """
+    L = Learner(transport, rl, cfg, env_info, obs_space, demos, base)
+    tb = None
+    if cfg.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        tb = SummaryWriter(str(L.out / "tb"))
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.max_env_steps or None, initial=L.learner.env_steps, unit="step", desc="finetune")
+    L.publish()  # actors get the current (resumed or zero-init) weights + normaliser immediately
+    t0, updates0, steps0 = time.time(), L.learner.num_updates, L.learner.env_steps
+    last_log = last_ckpt = L.learner.num_updates
+    try:
+        while not _should_stop(stop):
+            got = L.ingest(transport.recv_transitions(timeout=0.0 if L.updates_owed() else 0.05))
+            if bar is not None and got:
+                bar.update(got)
+            L.train(max_updates=8)  # small slices so new episodes are logged promptly
+            u = L.learner.num_updates
+            if u - last_ckpt >= cfg.checkpoint_every:
+                L.checkpoint()
+                last_ckpt = u
+            if u - last_log >= cfg.log_every or (got and not L.updates_owed() and u == last_log):
+                scalars = _scalars(L, transport, t0, updates0, steps0)
+                if tb is not None:
+                    for k, v in scalars.items():
+                        tb.add_scalar(k, v, L.learner.env_steps)
+                if bar is not None:
+                    bar.set_postfix(success=f"{scalars['train/success_rate']:.2f}", v=L.learner.version,
+                                    ups=f"{scalars['rate/learner_updates_per_s']:.0f}")
+                if on_metrics is not None:
+                    on_metrics(scalars)
+                last_log = u
+            done_steps = cfg.max_env_steps and L.learner.env_steps >= cfg.max_env_steps and not L.updates_owed()
+            if done_steps or (cfg.max_updates and u >= cfg.max_updates):
+                break
+    finally:
+        L.checkpoint()
+        L.close()
+        if bar is not None:
+            bar.close()
+        if tb is not None:
+            tb.close()
+    elapsed = time.time() - t0
+    return {"env_steps": L.learner.env_steps, "updates": L.learner.num_updates, "version": L.learner.version,
+            "episodes": L.episodes, "rejected": L.rejected,
+            "learner_updates_per_s": (L.learner.num_updates - updates0) / max(elapsed, 1e-9),
+            "env_steps_per_s": (L.learner.env_steps - steps0) / max(elapsed, 1e-9),
+            "heartbeats": transport.heartbeats(), "out_dir": str(L.out)}
+
+
+def _scalars(L: Learner, transport: LearnerTransport, t0: float, updates0: int, steps0: int) -> dict[str, float]:
+    elapsed = max(time.time() - t0, 1e-9)
+    beats = transport.heartbeats()
+    s = {f"learner/{k}": v for k, v in L.metrics.items()}
+    s.update({
+        "train/success_rate": float(np.mean(L.recent)) if L.recent else 0.0,
+        "train/return": float(np.mean([e["return"] for e in L.episodes[-20:]])) if L.episodes else 0.0,
+        "rate/learner_updates_per_s": (L.learner.num_updates - updates0) / elapsed,
+        "rate/env_steps_per_s": (L.learner.env_steps - steps0) / elapsed,
+        "rate/actor_steps_per_s": float(sum(st.get("steps_per_s", 0.0) for _, st in beats.values())),
+        "learner/version": float(L.learner.version),
+        "learner/utd_effective": (L.learner.num_updates - updates0) / max(L.learner.env_steps - steps0, 1),
+    })
+    return s
