@@ -1,0 +1,38 @@
+"""Forward kinematics from a MuJoCo model, for the safety layer's workspace box.
+
+The robot node passes the model it simulates; `Ros2RobotEnv` loads the MJCF named
+in the robot description. Both use a private MjData so FK never touches the
+simulation state.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import mujoco
+import numpy as np
+
+
+class MujocoFK:
+    """q (in `joint_names` order) -> position of `site` in the world frame."""
+
+    def __init__(self, model: mujoco.MjModel, joint_names: Sequence[str], site: str) -> None:
+        self.model = model
+        self.data = mujoco.MjData(model)
+        try:
+            self.qadr = np.array([model.jnt_qposadr[model.joint(n).id] for n in joint_names])
+            self.site = model.site(site).id
+        except KeyError as e:
+            raise ValueError(f"forward kinematics: {e} (joints {list(joint_names)}, site {site!r})") from e
+
+    @classmethod
+    def from_mjcf(cls, path: str | Path, joint_names: Sequence[str], site: str) -> "MujocoFK":
+        path = Path(path)
+        if not path.is_absolute() and not path.exists():
+            path = Path(__file__).resolve().parents[1] / path  # relative to the repo root
+        return cls(mujoco.MjModel.from_xml_path(str(path)), joint_names, site)
+
+    def __call__(self, q: np.ndarray) -> np.ndarray:
+        self.data.qpos[self.qadr] = q
+        mujoco.mj_kinematics(self.model, self.data)
+        return self.data.site_xpos[self.site].copy()
