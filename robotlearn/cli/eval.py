@@ -1,0 +1,71 @@
+"""`robotlearn eval policy=<checkpoint> [env=sim/lift] episodes=50 [video=true]`.
+
+Success rate with a 95% Wilson interval for a base policy checkpoint. The env
+defaults to the one stored in the checkpoint; loading into an env whose
+observations or action dim differ is a clear error (PolicyEnvMismatchError).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from robotlearn.cli.config import ConfigError, load
+from robotlearn.envs import make_env
+from robotlearn.envs.interface import RobotEnv
+from robotlearn.policies.checkpoint import load_policy, read_config, resolve_checkpoint
+from robotlearn.policies.rollout import evaluate
+
+
+@dataclass
+class EvalConfig:
+    checkpoint: Optional[str] = None  # also accepted as `policy=` on the command line
+    env: Optional[dict[str, Any]] = None  # hydra `env=` group; None: the checkpoint's env
+    episodes: int = 50
+    seed: int = 100_000
+    device: str = "auto"
+    video: bool = False
+    video_episodes: int = 2
+    camera: str = "front"
+    out: Optional[str] = None
+    progress: bool = True
+
+
+def checkpoint_env(ckpt: Path, cfg_env: dict | None) -> RobotEnv:
+    if cfg_env:
+        return make_env(dict(cfg_env))
+    stored = read_config(ckpt).get("env")
+    if not stored:
+        raise ConfigError(f"checkpoint {ckpt} records no env; pass env=<name>, e.g. env=sim/lift")
+    return make_env(stored["name"], **stored.get("config", {}))
+
+
+def save_gif(path: Path, episodes: list[list], fps: float) -> None:
+    import imageio.v2 as imageio
+
+    frames = [f for ep in episodes for f in ep]
+    imageio.mimsave(path, frames, duration=1.0 / fps, loop=0)
+
+
+def main(argv: list[str]) -> int:
+    # `policy=<path>` would be read by hydra as the `policy` config group (train-bc's architectures).
+    argv = ["checkpoint=" + a.split("=", 1)[1] if a.startswith("policy=") else a for a in argv]
+    cfg = load("eval", argv, EvalConfig)
+    if not cfg.checkpoint:
+        raise ConfigError("eval needs policy=<checkpoint dir> (or checkpoint=<dir>)")
+    ckpt = resolve_checkpoint(cfg.checkpoint)
+    env = checkpoint_env(ckpt, cfg.env)
+    policy = load_policy(ckpt, env=env, device=None if cfg.device == "auto" else cfg.device)
+    res = evaluate(policy, env, cfg.episodes, seed=cfg.seed, record_episodes=cfg.video_episodes if cfg.video else 0,
+                   camera=cfg.camera, progress=cfg.progress)
+    out = Path(cfg.out) if cfg.out else ckpt.parent / f"eval_{ckpt.name}"
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {"checkpoint": str(ckpt), "env": env.name, **res.to_dict()}
+    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    print(f"{ckpt} on {env.name}: {res.summary()}")
+    if cfg.video and res.frames:
+        save_gif(out / "rollouts.gif", res.frames, env.control_hz)
+        print(f"video: {out / 'rollouts.gif'}")
+    print(f"results: {out / 'results.json'}")
+    return 0

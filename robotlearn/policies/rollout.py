@@ -1,0 +1,101 @@
+"""Evaluate any BasePolicy on any RobotEnv: success rate with a Wilson 95% interval, optional frames.
+
+Used by `robotlearn eval`, the periodic eval in `train-bc`, and the benchmark.
+Chunks are executed with the contract's ChunkStepper, so what is measured is
+exactly what the residual learner will later step.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from robotlearn.envs.interface import IMAGE_PREFIX, RobotEnv
+from robotlearn.policies.base import BasePolicy, ChunkStepper
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a binomial rate (sane at 0/n and n/n, unlike the normal one)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class EvalResult:
+    episodes: int
+    successes: int
+    returns: list[float]
+    lengths: list[int]
+    frames: list[list[np.ndarray]] = field(default_factory=list, repr=False)  # per recorded episode
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / max(1, self.episodes)
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(self.successes, self.episodes)
+
+    def summary(self) -> str:
+        lo, hi = self.interval
+        return (f"success {self.successes}/{self.episodes} = {self.success_rate:.1%} "
+                f"(95% CI {lo:.1%}-{hi:.1%}), mean return {np.mean(self.returns):.3f}, "
+                f"mean length {np.mean(self.lengths):.1f}")
+
+    def to_dict(self) -> dict:
+        lo, hi = self.interval
+        return {"episodes": self.episodes, "successes": self.successes, "success_rate": self.success_rate,
+                "ci95": [lo, hi], "mean_return": float(np.mean(self.returns)),
+                "mean_length": float(np.mean(self.lengths))}
+
+
+def frame_of(env: RobotEnv, obs: dict[str, np.ndarray], camera: str | None) -> np.ndarray:
+    """A video frame: the env's own camera render if it has one, else an image observation."""
+    if hasattr(env, "render_camera"):
+        return env.render_camera(camera or "front")
+    keys = sorted(k for k in obs if k.startswith(IMAGE_PREFIX))
+    key = IMAGE_PREFIX + camera if camera else (keys[0] if keys else None)
+    if key not in obs:
+        raise ValueError(f"cannot record video on {env.name}: no render_camera() and no image observation {key!r}")
+    return obs[key]
+
+
+def evaluate(
+    policy: BasePolicy,
+    env: RobotEnv,
+    episodes: int,
+    seed: int = 0,
+    record_episodes: int = 0,
+    camera: str | None = None,
+    progress: bool = False,
+) -> EvalResult:
+    """Run `episodes` episodes (reset seeds seed, seed+1, ...) and count info['success']."""
+    stepper = ChunkStepper(policy)
+    res = EvalResult(episodes, 0, [], [])
+    for ep in tqdm(range(episodes), desc=f"eval {env.name}", disable=not progress, leave=False):
+        obs, info = env.reset(seed=seed + ep)
+        stepper.reset()
+        frames = [] if ep < record_episodes else None
+        ret, length, success, done = 0.0, 0, bool(info.get("success")), False
+        while not done:
+            if frames is not None:
+                frames.append(frame_of(env, obs, camera))
+            obs, reward, terminated, truncated, info = env.step(stepper.next_action(obs))
+            ret += reward
+            length += 1
+            success = success or bool(info.get("success"))
+            done = terminated or truncated
+        if frames is not None:
+            frames.append(frame_of(env, obs, camera))
+            res.frames.append(frames)
+        res.successes += int(success)
+        res.returns.append(ret)
+        res.lengths.append(length)
+    return res
