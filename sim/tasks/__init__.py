@@ -1,6 +1,7 @@
 """Panda table-top tasks: `make_env("sim/reach" | "sim/lift" | "sim/pick_place")`."""
 from sim.tasks.base import PandaTaskEnv
 from sim.tasks.lift import LiftEnv
+from sim.tasks.pick_place import PickPlaceEnv
 from sim.tasks.reach import ReachEnv
 
-__all__ = ["PandaTaskEnv", "ReachEnv", "LiftEnv"]
+__all__ = ["PandaTaskEnv", "ReachEnv", "LiftEnv", "PickPlaceEnv"]

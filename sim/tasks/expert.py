@@ -38,7 +38,7 @@ class ScriptedExpert:
         a = np.asarray(self._clean_action(), dtype=np.float64)
         if self.noise > 0:
             a[:3] += self.rng.normal(0.0, 0.5 * self.noise, 3)
-            if self._slip == 0 and self.rng.random() < 0.01 * self.noise:
+            if self._slip == 0 and self.rng.random() < 0.02 * self.noise:
                 self._slip = int(self.rng.integers(2, 5))
             if self._slip > 0:
                 self._slip -= 1

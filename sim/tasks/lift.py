@@ -77,8 +77,8 @@ class GraspExpert(ScriptedExpert):
         self.phase = "approach"
         self.wait = 0
         # imprecise grasps: xy offset along the fingers and a grasp that is too high
-        self.offset = self.aim_error(0.012)
-        self.offset[2] = abs(self.rng.normal(0.0, 0.012 * self.noise))
+        self.offset = self.aim_error(0.025)
+        self.offset[2] = abs(self.rng.normal(0.0, 0.02 * self.noise))
 
     def _grasp_point(self) -> np.ndarray:
         return self.env.cube_pos + self.offset

@@ -47,8 +47,8 @@ class ReachExpert(ScriptedExpert):
     """Go straight to the target; noise adds jitter and a per-episode aiming error."""
 
     def _episode_start(self) -> None:
-        err = self.aim_error(0.03)
-        err[2] = self.rng.normal(0.0, 0.03 * self.noise)
+        err = self.aim_error(0.04)
+        err[2] = self.rng.normal(0.0, 0.04 * self.noise)
         self._aim = err
 
     def _clean_action(self) -> np.ndarray:
