@@ -46,6 +46,8 @@ def test_sequence_windows_at_episode_edges(two_episodes, in_memory):
 def test_sequence_key_subset_episode_subset_and_dataloader(two_episodes):
     sd = SequenceDataset(two_episodes, n_obs=1, horizon=2, obs_keys=["state"], episodes=[1])
     assert len(sd) == 5 and sd[0]["state"].tolist() == [[3.0]] and set(sd[0]) == {"state", "action", "action_is_pad"}
+    first = SequenceDataset(two_episodes, keys=["state", "action"], episodes=1, n_obs=1, horizon=1)
+    assert len(first) == 3 and first.obs_keys == ["state"] and first[2]["action"].tolist() == [[-2.0]]
     batch = next(iter(torch.utils.data.DataLoader(sd, batch_size=5, shuffle=False)))
     assert batch["state"].shape == (5, 1, 1) and batch["action"].shape == (5, 2, 1)
     assert batch["action"][-1, :, 0].tolist() == [-7.0, -7.0]
@@ -95,7 +97,7 @@ def test_ring_buffer_invalidates_overwritten_episodes_and_mixed_ratio(tmp_path):
     for base in (0, 100, 200):  # the third episode wraps onto slots of the first
         buf.add_episode(_episode([0] * 5, base), terminated=True)
     assert sorted(_table(buf)) == [100, 101, 102, 103, 104, 200, 201, 202, 203, 204]
-    demos = TransitionBuffer(["state"], n_step=1, capacity=10)
+    demos = TransitionBuffer(n_step=1, capacity=10)  # keys from the first episode
     demos.add_episode(_episode([1] * 5, 1000), terminated=True)
     mix = MixedSampler([(demos, 0.5), (buf, 0.5)])
     s = mix.sample(64, np.random.default_rng(1))

@@ -5,7 +5,8 @@ A sample is anchored at step t of an episode [s, e):
     action keys -> rows t .. t+horizon-1      (horizon, ...) after e-1: repeat row e-1
     action_is_pad -> (horizon,) True where the action row was padded
 Every step of every episode is an anchor, so each recorded action is a target.
-Windows never cross an episode boundary. `in_memory=True` loads the arrays once
+Windows never cross an episode boundary. `keys` (or `obs_keys`) picks a subset;
+`episodes` is a list of episode indices or an int (the first N). `in_memory=True` loads the arrays once
 (fast, vectorised `get_batch`); `in_memory=False` reads each window from zarr.
 """
 from __future__ import annotations
@@ -20,11 +21,18 @@ from robotlearn.data.layout import IMAGE_PREFIX, DatasetError
 from robotlearn.data.reader import EpisodeDataset
 
 
-def window_indices(episode_ends: np.ndarray, episodes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def window_indices(episode_ends: np.ndarray, episodes: np.ndarray | int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(anchor, episode_start, episode_end) per sample, for every step of the selected episodes."""
     ends = np.asarray(episode_ends, np.int64)
     starts = np.concatenate([[0], ends[:-1]])
-    sel = np.arange(len(ends)) if episodes is None else np.asarray(episodes, np.int64)
+    if episodes is None:
+        sel = np.arange(len(ends))
+    elif np.ndim(episodes) == 0:  # the first N episodes
+        sel = np.arange(min(int(episodes), len(ends)))
+    else:
+        sel = np.asarray(episodes, np.int64)
+    if len(sel) and (sel.min() < -len(ends) or sel.max() >= len(ends)):
+        raise IndexError(f"episodes {sel.tolist()} out of range for {len(ends)} episodes")
     lengths = ends[sel] - starts[sel]
     ep_start = np.repeat(starts[sel], lengths)
     ep_end = np.repeat(ends[sel], lengths)
@@ -35,8 +43,11 @@ def window_indices(episode_ends: np.ndarray, episodes: np.ndarray | None = None)
 class SequenceDataset(Dataset):
     def __init__(self, source: EpisodeDataset | str | Path, n_obs: int = 2, horizon: int = 16,
                  obs_keys: list[str] | None = None, action_keys: list[str] | tuple[str, ...] = ("action",),
-                 episodes: list[int] | None = None, in_memory: bool = True) -> None:
+                 episodes: list[int] | int | None = None, in_memory: bool = True, keys: list[str] | None = None) -> None:
         ds = source if isinstance(source, EpisodeDataset) else EpisodeDataset(source)
+        if keys is not None:  # one list: action keys among it are chunked, the rest are observations
+            obs_keys = [k for k in keys if k not in action_keys]
+            action_keys = [k for k in action_keys if k in keys]
         if obs_keys is None:
             obs_keys = [k for k in ds.keys if k == "state" or k.startswith(IMAGE_PREFIX)]
         keys = [*obs_keys, *action_keys]

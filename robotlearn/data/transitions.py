@@ -24,10 +24,12 @@ from robotlearn.data.reader import EpisodeDataset
 class TransitionBuffer:
     """Ring buffer of whole episodes; the oldest episodes are invalidated when overwritten."""
 
-    def __init__(self, keys: list[str], n_step: int = 3, gamma: float = 0.99, capacity: int = 1_000_000) -> None:
+    def __init__(self, keys: list[str] | None = None, n_step: int = 3, gamma: float = 0.99,
+                 capacity: int = 1_000_000) -> None:
+        """keys: what to store and return (+ 'next/' twins); None = every key of the first episode added."""
         if n_step < 1:
             raise ValueError(f"n_step must be >= 1, got {n_step}")
-        self.keys = [k for k in keys if k != "reward"]
+        self.keys = None if keys is None else [k for k in keys if k != "reward"]
         self.n_step, self.gamma, self.capacity = int(n_step), float(gamma), int(capacity)
         self._store: dict[str, np.ndarray] = {}
         self._next = np.zeros(capacity, np.int64)  # slot of the bootstrap row t+k
@@ -52,6 +54,8 @@ class TransitionBuffer:
 
     def add_episode(self, arrays: dict[str, np.ndarray], terminated: bool) -> None:
         """arrays: {key: (L, ...)} for every key in `keys`, plus 'reward' (L,)."""
+        if self.keys is None:
+            self.keys = sorted(k for k in arrays if k != "reward")
         missing = [k for k in [*self.keys, "reward"] if k not in arrays]
         if missing:
             raise KeyError(f"TransitionBuffer.add_episode: missing keys {missing} (have {sorted(arrays)})")
