@@ -97,6 +97,11 @@ class EpisodeDataset:
         return list(self._snap.data)
 
     @property
+    def meta_keys(self) -> list[str]:
+        """Per-episode metadata arrays stored under meta/ (besides episode_ends)."""
+        return list(self._snap.meta)
+
+    @property
     def partial_steps(self) -> int:
         """Steps of an uncommitted (in-progress or crashed) episode after the last commit."""
         return self._snap.partial_steps

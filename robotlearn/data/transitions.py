@@ -107,7 +107,7 @@ class TransitionBuffer:
         keys = [k for k in (keys or ds.keys) if k != "reward"]
         buf = cls(keys, n_step=n_step, gamma=gamma, capacity=capacity or max(ds.n_steps, 1))
         data = ds.load([*keys, "reward"])
-        terminated = ds.meta_array("terminated") if "terminated" in ds._snap.meta else np.zeros(ds.n_episodes, bool)
+        terminated = ds.meta_array("terminated") if "terminated" in ds.meta_keys else np.zeros(ds.n_episodes, bool)
         start = 0
         for i, end in enumerate(ds.episode_ends):
             buf.add_episode({k: v[start:end] for k, v in data.items()}, terminated=bool(terminated[i]))

@@ -1,0 +1,137 @@
+"""`robotlearn collect env=sim/lift episodes=50 noise=0.2 seed=0 out=data/lift.zarr [policy=<ckpt>]`.
+
+Runs the env's scripted expert (or a policy checkpoint) and records every step
+into a zarr dataset. Each finished episode is committed on its own, so Ctrl-C or
+a crash loses at most the episode in progress, and re-running the same command
+appends until `episodes` committed episodes exist.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from tqdm import tqdm
+
+from omegaconf import OmegaConf
+
+from robotlearn.cli.config import ConfigError, compose, to_dataclass
+from robotlearn.data import EpisodeDataset, EpisodeWriter
+from robotlearn.envs import make_env
+from robotlearn.envs.interface import RobotEnv
+from robotlearn.policies.base import BasePolicy, ChunkStepper
+
+
+@dataclass
+class CollectConfig:
+    env: Optional[dict[str, Any]] = None
+    episodes: int = 50
+    noise: float = 0.2
+    seed: int = 0
+    out: str = "data/lift.zarr"
+    checkpoint: Optional[str] = None
+    source: Optional[str] = None
+    only_success: bool = False
+    max_attempts: Optional[int] = None
+    flush_every: int = 16
+    device: str = "auto"
+    progress: bool = True
+
+
+def load_config(argv: list[str]) -> CollectConfig:
+    """Like config.load, but the free-form `env` group (a _target_ + kwargs dict) bypasses struct checks."""
+    raw = compose("collect", argv)
+    env = OmegaConf.to_container(raw.env, resolve=True) if raw.get("env") is not None else None
+    rest = OmegaConf.create({k: v for k, v in OmegaConf.to_container(raw, resolve=True).items() if k != "env"})
+    cfg = to_dataclass(rest, CollectConfig)
+    cfg.env = env
+    return cfg
+
+
+def make_actor(cfg: CollectConfig, env: RobotEnv, seed: int) -> tuple[BasePolicy, str]:
+    if cfg.checkpoint:
+        from robotlearn.policies.checkpoint import load_policy
+
+        return load_policy(cfg.checkpoint, env=env, device=None if cfg.device == "auto" else cfg.device), "policy"
+    if not hasattr(env, "make_expert"):
+        raise ConfigError(f"env {env.name!r} has no scripted expert (make_expert); pass policy=<checkpoint>")
+    return env.make_expert(noise=cfg.noise, seed=seed), "scripted"
+
+
+def next_seed(path: Path, default: int) -> int:
+    """Continue after the highest reset seed already recorded, so a resumed run never repeats episodes."""
+    if not path.exists():
+        return default
+    ds = EpisodeDataset(path)
+    if ds.n_episodes == 0 or "seed" not in ds.meta_keys:
+        return default + ds.n_episodes
+    return max(default, int(ds.meta_array("seed").max()) + 1)
+
+
+def run_episode(env: RobotEnv, stepper: ChunkStepper, writer: EpisodeWriter, seed: int) -> tuple[bool, bool]:
+    """One episode into the writer (not yet committed); returns (success, terminated)."""
+    obs, info = env.reset(seed=seed)
+    stepper.reset()
+    success, done, terminated = bool(info.get("success")), False, False
+    while not done:
+        action = np.clip(stepper.next_action(obs), -1.0, 1.0)  # record what the env executes
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        writer.add_step(obs, action, reward, is_intervention=bool(info.get("is_intervention", False)))
+        success = success or bool(info.get("success"))
+        obs, done = next_obs, terminated or truncated
+    return success, terminated
+
+
+def collect(cfg: CollectConfig) -> dict[str, Any]:
+    if not cfg.env:
+        raise ConfigError("collect needs env=<name>, e.g. env=sim/lift")
+    env = make_env(dict(cfg.env))
+    out = Path(cfg.out)
+    seed = next_seed(out, cfg.seed)
+    actor, default_source = make_actor(cfg, env, seed)
+    source = cfg.source or default_source
+    stepper = ChunkStepper(actor)
+    writer = EpisodeWriter(out, env_info=env.env_info, obs_space=env.observation_space, flush_every=cfg.flush_every)
+    start = writer.n_episodes
+    if writer.recovered:
+        print(f"{out}: dropped an interrupted episode ({writer.recovered['partial_steps']} steps) from a previous run")
+    max_attempts = cfg.max_attempts or (5 * cfg.episodes if cfg.only_success else None)
+    attempts = successes = 0
+    bar = tqdm(total=cfg.episodes, initial=min(start, cfg.episodes), desc=f"collect {env.name}",
+               unit="ep", disable=not cfg.progress)
+    try:
+        while writer.n_episodes < cfg.episodes and (max_attempts is None or attempts < max_attempts):
+            success, terminated = run_episode(env, stepper, writer, seed)
+            attempts += 1
+            successes += success
+            if cfg.only_success and not success:
+                writer.discard_episode()
+            else:
+                writer.end_episode(success=success, source=source, terminated=terminated, seed=seed)
+                bar.update(1)
+            bar.set_postfix(success=f"{successes / attempts:.0%}")
+            seed += 1
+    finally:  # Ctrl-C: committed episodes stay, the one in progress is dropped
+        bar.close()
+        writer.close()
+        env.close()
+    ds = EpisodeDataset(out)
+    total = float(ds.meta_array("success").mean()) if ds.n_episodes else 0.0
+    return {"out": str(out), "episodes": ds.n_episodes, "new_episodes": ds.n_episodes - start, "attempts": attempts,
+            "run_success_rate": successes / attempts if attempts else float("nan"), "dataset_success_rate": total}
+
+
+def main(argv: list[str]) -> int:
+    argv = ["checkpoint=" + a.split("=", 1)[1] if a.startswith("policy=") else a for a in argv]
+    cfg = load_config(argv)
+    r = collect(cfg)
+    if r["attempts"] == 0:
+        print(f"{r['out']} already holds {r['episodes']} episodes (>= episodes={cfg.episodes}); nothing to do")
+        return 0
+    print(f"{r['out']}: +{r['new_episodes']} episodes ({r['attempts']} attempts), success rate this run "
+          f"{r['run_success_rate']:.1%}; dataset: {r['episodes']} episodes, success rate {r['dataset_success_rate']:.1%}")
+    if r["episodes"] < cfg.episodes:
+        print(f"warning: only {r['episodes']}/{cfg.episodes} episodes after {r['attempts']} attempts (max_attempts)")
+        return 1
+    return 0
