@@ -20,6 +20,21 @@ from hw_drivers.config import CameraConfig, CommandConfig
 from hw_drivers.safety import UnsafeCommandError, check_finite
 
 
+# Float64MultiArray layout label naming the JointState stamp a command was computed from; forward
+# controllers ignore the layout, the MuJoCo node uses it to measure observation-to-command latency.
+STAMP_LABEL = "obs_stamp_ns="
+
+
+def command_obs_stamp(msg) -> int | None:
+    dims = getattr(getattr(msg, "layout", None), "dim", None)
+    if dims and dims[0].label.startswith(STAMP_LABEL):
+        try:
+            return int(dims[0].label[len(STAMP_LABEL):])
+        except ValueError:
+            return None
+    return None
+
+
 class MessageFormatError(ValueError):
     """An inbound message that does not match the robot description."""
 
@@ -142,6 +157,6 @@ def parse_command(msg, cfg: CommandConfig, joint_names: Sequence[str]) -> np.nda
 
 
 __all__ = [
-    "MessageFormatError", "UnsafeCommandError", "joint_state_to_arrays", "make_joint_state",
+    "STAMP_LABEL", "command_obs_stamp", "MessageFormatError", "UnsafeCommandError", "joint_state_to_arrays", "make_joint_state",
     "image_to_array", "array_to_image", "make_command", "parse_command",
 ]

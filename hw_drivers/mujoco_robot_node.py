@@ -14,6 +14,7 @@ the reset service releases (after the e-stop topic has gone back to False).
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import time
 from typing import Optional
@@ -25,7 +26,13 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from hw_drivers.config import NodeParams, load_params
-from hw_drivers.conversions import MessageFormatError, array_to_image, make_joint_state, parse_command
+from hw_drivers.conversions import (
+    MessageFormatError,
+    array_to_image,
+    command_obs_stamp,
+    make_joint_state,
+    parse_command,
+)
 from hw_drivers.kinematics import MujocoFK
 from hw_drivers.ros_runtime import RELIABLE_QOS, RosNode
 from hw_drivers.safety import EStopLatch, SafetyLayer, UnsafeCommandError, Watchdog
@@ -79,6 +86,7 @@ class MujocoRobotNode:
         n.create_service(Trigger, r.reset_service, self._on_reset)
         n.create_service(SetBool, f"{node_name}/camera_enable", self._on_camera_enable)  # simulates a camera dropout
         self._renderers: dict[str, object] = {}
+        self.latency_ms: collections.deque[float] = collections.deque(maxlen=2000)  # state stamp -> command
 
         self._reset_sim()
         self.t0 = time.monotonic()
@@ -111,6 +119,9 @@ class MujocoRobotNode:
 
     def _on_command(self, msg) -> None:
         r = self.p.robot
+        stamp = command_obs_stamp(msg)
+        if stamp is not None:
+            self.latency_ms.append((time.time_ns() - stamp) / 1e6)
         try:
             vals = parse_command(msg, r.command, r.joint_names)
         except (MessageFormatError, UnsafeCommandError) as e:
@@ -221,7 +232,9 @@ class MujocoRobotNode:
             "rejected_commands": self.n_rejected, "last_error": self.last_error,
             "sim_time": self.steps * self.phys_dt, "dropped_sim_time": self.lag_s,
             "target": [float(x) for x in self.target],
+            "obs_to_command_ms": list(self.latency_ms),  # samples since the previous status
         }
+        self.latency_ms.clear()
         self.pub_status.publish(String(data=json.dumps(status)))
 
     def spin(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ class Ros2ActorTransport(ActorTransport):
         self.cfg = cfg or Ros2TransportConfig()
         self.actor_id = actor_id
         ns = self.cfg.namespace
-        self.ros = RosNode(f"robotlearn_actor_transport_{actor_id}", self.cfg.dds)
+        self.ros = RosNode("robotlearn_actor_transport_" + re.sub(r"\W", "_", actor_id), self.cfg.dds)
         node = self.ros.node
         self._pub_tr = node.create_publisher(UInt8MultiArray, f"{ns}/transitions", transitions_qos(self.cfg.transitions_depth))
         self._pub_hb = node.create_publisher(String, f"{ns}/heartbeat", RELIABLE_QOS)
@@ -121,6 +122,11 @@ class Ros2ActorTransport(ActorTransport):
                 return None
             self._returned = self._latest.version
             return self._latest
+
+    def redeliver(self) -> None:
+        """Let the next poll_weights() return the current weights again (a restarted actor loop needs them)."""
+        with self._lock:
+            self._returned = -1
 
     def heartbeat(self, actor_id: str, stats: dict) -> None:
         stats = {**stats, "dropped_batches": self.dropped}

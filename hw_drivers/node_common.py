@@ -1,0 +1,25 @@
+"""Shared command-line handling for the actor and learner nodes."""
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+from hw_drivers.finetune_params import FinetuneParams, load_finetune, parse_sets
+
+
+def parse(description: str, argv: list[str] | None) -> tuple[argparse.Namespace, FinetuneParams]:
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--params", required=True, help="finetune YAML (configs/ros2/finetune_*.yaml)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a key, e.g. learner.out_dir=runs/x or robot_overrides.dds.domain_id=7")
+    args = ap.parse_args(argv)
+    return args, load_finetune(args.params, parse_sets(args.set))
+
+
+def stop_on_signals() -> threading.Event:
+    """An Event set by SIGINT/SIGTERM, so loops finish their episode bookkeeping and close cleanly."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop

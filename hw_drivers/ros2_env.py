@@ -1,0 +1,287 @@
+"""`Ros2RobotEnv`: a ROS 2 robot behind the common `RobotEnv` interface.
+
+    env = make_env("ros2/panda_sim")      # configs/env/ros2/panda_sim.yaml -> configs/ros2/panda_sim.yaml
+
+Each step: (1) a human intervention, if active, replaces the policy action; (2) the
+normalised action becomes joint targets (absolute over the joint limits, or a delta
+of up to max_velocity/control_hz from the last target), goes through the safety
+layer and is published; (3) the env sleeps to the next control tick of a wall-clock
+schedule (a late step counts as an overrun, reported in `info` and `timing`);
+(4) the observation is assembled from the newest message on every topic, each
+checked against its staleness limit. Reset goes through the robot's Trigger service.
+Success comes from the task success topic or a human label (std_msgs/Bool: True
+success, False failure); both end the episode.
+"""
+from __future__ import annotations
+
+import collections
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from gymnasium import spaces
+from sensor_msgs.msg import CompressedImage, Image, JointState, Joy
+from std_msgs.msg import Bool, Float64MultiArray, MultiArrayDimension, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from hw_drivers.config import InterventionConfig, NodeParams, load_params
+from hw_drivers.conversions import (
+    STAMP_LABEL,
+    MessageFormatError,
+    image_to_array,
+    joint_state_to_arrays,
+    make_command,
+)
+from hw_drivers.kinematics import MujocoFK
+from hw_drivers.ros_runtime import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, RosNode
+from hw_drivers.safety import EStopLatch, SafetyLayer, check_finite
+from hw_drivers.sensors import StaleObservationError, TopicCache
+from robotlearn.envs import IMAGE_PREFIX, STATE_KEY, ActionSpec, EnvError, EnvInfo, RobotEnv, make_observation_space
+
+
+def resolve_params(path: str) -> Path:
+    """`ros2/panda_sim.yaml` -> configs/ros2/panda_sim.yaml; absolute or existing paths as given."""
+    from robotlearn.envs import config_root
+
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    return config_root() / p
+
+
+def describe(p: NodeParams, stem: str, params: str, overrides: Optional[dict] = None, horizon: Optional[int] = None):
+    """(EnvInfo, observation space, action space) from the params alone, without ROS (the learner needs these)."""
+    r, e, lim = p.robot, p.env, p.robot.limits
+    n, dt = len(r.joint_names), 1.0 / r.control_hz
+    if e.action_mode == "joint_pos":
+        kind, low, high, units = "joint_pos", list(lim.joint_lower), list(lim.joint_upper), ["rad"] * n
+    else:
+        step = [v * dt for v in lim.max_velocity]
+        kind, low, high, units = "joint_delta", [-s for s in step], step, ["rad/step"] * n
+    names = list(r.joint_names)
+    if r.gripper.command_topic:
+        kind, names = kind + "+gripper", names + ["gripper"]
+        low, high, units = low + [r.gripper.low], high + [r.gripper.high], units + ["gripper command"]
+    spec = ActionSpec(kind=kind, names=tuple(names), low=tuple(low), high=tuple(high), units=tuple(units))
+    state_dim = n * (2 if e.include_velocity else 1) + (1 if r.gripper.joint_names else 0) + r.task_state_dim
+    obs_space = make_observation_space(state_dim, {c.name: (c.height, c.width) for c in r.cameras})
+    info = EnvInfo(name=f"ros2/{stem}", control_hz=r.control_hz, horizon=int(horizon or e.horizon), action_spec=spec,
+                   config={"params": str(params), "overrides": dict(overrides or {})})
+    return info, obs_space, spaces.Box(-1.0, 1.0, shape=(len(names),), dtype=np.float32)
+
+
+class Ros2RobotEnv(RobotEnv):
+    def __init__(self, params: str = "ros2/panda_sim.yaml", overrides: Optional[dict[str, Any]] = None,
+                 horizon: Optional[int] = None) -> None:
+        super().__init__()
+        path = resolve_params(params)
+        self.p: NodeParams = load_params(path, overrides)
+        r = self.p.robot
+        self.names, lim = list(r.joint_names), r.limits
+        self.dt = 1.0 / r.control_hz
+        fk = None
+        if lim.workspace.low:
+            if not lim.workspace.mjcf:
+                raise EnvError(f"{path}: robot.limits.workspace needs an mjcf + site for forward kinematics")
+            fk = MujocoFK.from_mjcf(lim.workspace.mjcf, lim.workspace.mjcf_joints or self.names, lim.workspace.site)
+        self.safety = SafetyLayer(self.names, lim.joint_lower, lim.joint_upper, lim.max_velocity, self.dt, fk,
+                                  lim.workspace.low, lim.workspace.high)
+        self.has_gripper = bool(r.gripper.command_topic)
+        self.env_info, self.observation_space, self.action_space = describe(self.p, path.stem, params, overrides, horizon)
+        if r.intervention.msg_type == "joy" and len(r.intervention.axes) != self.action_space.shape[0]:
+            raise EnvError(f"{path}: robot.intervention.axes needs one entry per action dimension "
+                           f"({self.action_space.shape[0]})")
+        self.estop = EStopLatch()
+        self.timing = {"steps": 0, "overruns": 0, "max_overrun_s": 0.0, "periods": collections.deque(maxlen=10_000)}
+        self._setup_ros()
+
+    # --- ROS wiring -----------------------------------------------------------
+    def _setup_ros(self) -> None:
+        r = self.p.robot
+        self.ros = RosNode(f"robotlearn_env_{r.name}", self.p.dds)
+        node, self.cache = self.ros.node, TopicCache()
+        grip = r.gripper.joint_names
+
+        def state(msg):
+            q, dq = joint_state_to_arrays(msg, self.names, r.state_topic)
+            g = joint_state_to_arrays(msg, grip, r.state_topic)[0] if grip else np.zeros(0)
+            return q, dq, g, msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+        self.cache.subscribe(node, JointState, r.state_topic, SENSOR_QOS, state)
+        for cam in r.cameras:
+            self.cache.subscribe(node, CompressedImage if cam.msg_type == "compressed" else Image, cam.topic,
+                                 SENSOR_QOS, lambda m, c=cam: image_to_array(m, c))
+        if r.task_state_topic:
+            self.cache.subscribe(node, Float64MultiArray, r.task_state_topic, SENSOR_QOS, self._task_state)
+        for topic in (r.success_topic, r.label_topic):
+            if topic:
+                self.cache.subscribe(node, Bool, topic, RELIABLE_QOS, lambda m: bool(m.data))
+        iv = r.intervention
+        if iv.msg_type != "none":
+            msg_type = Joy if iv.msg_type == "joy" else Float64MultiArray
+            self.cache.subscribe(node, msg_type, iv.topic, RELIABLE_QOS, lambda m, c=iv: self._intervention(m, c))
+        self.cache.subscribe(node, String, r.status_topic, RELIABLE_QOS, lambda m: m.data)
+        node.create_subscription(Bool, r.estop_topic, self._on_estop, RELIABLE_QOS)
+        cmd_type = JointTrajectory if r.command.msg_type == "joint_trajectory" else Float64MultiArray
+        self.pub_cmd = node.create_publisher(cmd_type, r.command.topic, RELIABLE_QOS)
+        self.pub_grip = node.create_publisher(Float64MultiArray, r.gripper.command_topic, RELIABLE_QOS) \
+            if self.has_gripper else None
+        self.pub_estop = node.create_publisher(Bool, r.estop_topic, LATCHED_QOS)
+        self.reset_client = node.create_client(Trigger, r.reset_service)
+
+    def _task_state(self, msg: Float64MultiArray) -> np.ndarray:
+        r = self.p.robot
+        if len(msg.data) != r.task_state_dim:
+            raise MessageFormatError(f"Float64MultiArray.data has {len(msg.data)} values, expected "
+                                     f"robot.task_state_dim={r.task_state_dim}")
+        return check_finite(msg.data, "Float64MultiArray.data")
+
+    def _intervention(self, msg, iv: InterventionConfig) -> np.ndarray:
+        A = self.action_space.shape[0]
+        if iv.msg_type == "joy":
+            held = iv.deadman_button < len(msg.buttons) and msg.buttons[iv.deadman_button]
+            if not held:
+                return None
+            ax = np.array([msg.axes[i] * iv.scale if 0 <= i < len(msg.axes) else 0.0 for i in iv.axes])
+        else:
+            if len(msg.data) != A:
+                raise MessageFormatError(f"Float64MultiArray.data has {len(msg.data)} values for {A} action dims")
+            ax = np.asarray(msg.data, float)
+        return np.clip(check_finite(ax, "intervention action"), -1.0, 1.0).astype(np.float32)
+
+    def _on_estop(self, msg: Bool) -> None:
+        if msg.data:
+            self.estop.trigger(f"{self.p.robot.estop_topic} = True")
+
+    def trigger_estop(self, reason: str = "requested by software") -> None:
+        """Latch the e-stop here and on every node listening to the e-stop topic."""
+        self.estop.trigger(reason)
+        self.pub_estop.publish(Bool(data=True))
+
+    # --- observation ----------------------------------------------------------
+    def _sensor_topics(self) -> list[str]:
+        r = self.p.robot
+        return [r.state_topic] + [c.topic for c in r.cameras] + ([r.task_state_topic] if r.task_state_topic else [])
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        r, st = self.p.robot, self.p.robot.staleness
+        q, dq, g, stamp = self.cache.get(r.state_topic, st.state_s)
+        parts = [q] + ([dq] if self.p.env.include_velocity else []) + ([[g.sum()]] if r.gripper.joint_names else [])
+        if r.task_state_topic:
+            parts.append(self.cache.get(r.task_state_topic, st.task_state_s))
+        obs = {STATE_KEY: np.concatenate(parts).astype(np.float32)}
+        for cam in r.cameras:
+            obs[IMAGE_PREFIX + cam.name] = self.cache.get(cam.topic, st.camera_s)
+        self._q, self._obs_stamp = q, stamp
+        return obs
+
+    # --- RobotEnv hooks -------------------------------------------------------
+    def _reset(self, seed, options):
+        r, e = self.p.robot, self.p.env
+        if not self.reset_client.wait_for_service(timeout_sec=r.staleness.wait_first_s):
+            raise EnvError(f"{r.reset_service}: reset service not available after {r.staleness.wait_first_s}s")
+        counts = {t: self.cache.count(t) for t in self._sensor_topics() + [r.success_topic] if t}
+        fut = self.reset_client.call_async(Trigger.Request())
+        end = time.monotonic() + e.reset_timeout_s
+        while not fut.done():
+            if time.monotonic() > end:
+                raise EnvError(f"{r.reset_service}: no response within {e.reset_timeout_s}s")
+            time.sleep(0.002)
+        resp = fut.result()
+        if not resp.success:
+            raise EnvError(f"{r.reset_service}: reset refused: {resp.message}")
+        self.estop.release()
+        if r.label_topic:
+            self.cache.clear(r.label_topic)
+        # observations from after the reset only (2 state messages: one may have been in flight)
+        self.cache.wait_new([t for t in counts if t != r.success_topic], counts, 1, e.reset_timeout_s)
+        self.cache.wait_new([r.state_topic] + ([r.success_topic] if r.success_topic else []), counts, 2,
+                            e.reset_timeout_s)
+        obs = self._observe()
+        self._target = self._q.copy()
+        self._gripper = -1.0
+        self._tick = time.monotonic()
+        return obs, {"reset_response": resp.message}
+
+    def _step(self, action: np.ndarray):
+        r, info = self.p.robot, {}
+        if self.estop.engaged:
+            return self._observe_or_last(), 0.0, True, {"estop": self.estop.reason}
+        self.cache.get(r.state_topic, r.staleness.state_s)  # never command from a dead state stream
+        human = self.cache.peek(r.intervention.topic, r.intervention.timeout_s) if r.intervention.msg_type != "none" else None
+        if human is not None:
+            action = human
+            info["is_intervention"], info["intervention_action"] = True, human.copy()
+        q_cmd, rep = self._to_joint_targets(action)
+        self._publish(q_cmd)
+        info["safety_modified"] = rep.modified
+        self._wait_tick(info)
+        obs = self._observe()
+        success, terminated = False, False
+        if r.success_topic and self.cache.peek(r.success_topic):
+            success = True
+        label = self.cache.peek(r.label_topic) if r.label_topic else None
+        if label is not None:
+            success, terminated = bool(label), True
+            info["human_label"] = bool(label)
+        terminated = terminated or (success and self.p.env.terminate_on_success)
+        info["success"] = success
+        return obs, float(success), terminated, info
+
+    def _observe_or_last(self) -> dict[str, np.ndarray]:
+        try:
+            return self._observe()
+        except EnvError:
+            return {k: np.zeros(s.shape, s.dtype) for k, s in self.observation_space.spaces.items()}
+
+    def _to_joint_targets(self, action: np.ndarray):
+        n, spec = len(self.names), self.env_info.action_spec
+        phys = spec.to_physical(action)
+        q_des = phys[:n] if self.p.env.action_mode == "joint_pos" else self._target + phys[:n]
+        q_safe, rep = self.safety.filter(q_des, self._target, what=self.p.robot.command.topic)
+        if self.has_gripper:
+            self._gripper = float(phys[n])
+        return q_safe, rep
+
+    def _publish(self, q_safe: np.ndarray) -> None:
+        r = self.p.robot
+        vals = self.safety.velocity_command(q_safe, self._q) if r.command.mode == "velocity" else q_safe
+        msg = make_command(vals, r.command, self.names, self.dt)
+        if isinstance(msg, Float64MultiArray):
+            msg.layout.dim = [MultiArrayDimension(label=f"{STAMP_LABEL}{self._obs_stamp}", size=len(vals),
+                                                  stride=len(vals))]
+        if self.estop.engaged:
+            return
+        self.pub_cmd.publish(msg)
+        if self.pub_grip is not None:
+            self.pub_grip.publish(Float64MultiArray(data=[self._gripper]))
+        self._target = q_safe
+
+    def _wait_tick(self, info: dict) -> None:
+        self._tick += self.dt
+        now = time.monotonic()
+        if now > self._tick:  # the policy (or anything else) took longer than one period
+            late = now - self._tick
+            self.timing["overruns"] += 1
+            self.timing["max_overrun_s"] = max(self.timing["max_overrun_s"], late)
+            info["overrun_s"] = late
+            if self.timing["overruns"] in (1, 10, 100) or self.timing["overruns"] % 1000 == 0:
+                self.ros.node.get_logger().warning(f"control overrun: step {late * 1e3:.1f} ms late at "
+                                                   f"{self.control_hz} Hz ({self.timing['overruns']} so far)")
+            self._tick = now
+        else:
+            time.sleep(self._tick - now)
+        self.timing["steps"] += 1
+        self.timing["periods"].append(time.monotonic())
+
+    def robot_status(self) -> Optional[str]:
+        """The robot node's latest status JSON (watchdog, e-stop, rejected commands), if any."""
+        return self.cache.peek(self.p.robot.status_topic, 2.0)
+
+    def close(self) -> None:
+        self.ros.close()
+
+
+__all__ = ["Ros2RobotEnv", "StaleObservationError", "describe", "resolve_params"]
