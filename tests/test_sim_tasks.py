@@ -1,0 +1,161 @@
+"""The MuJoCo Panda tasks: real kinematics, EE control, success detectors, experts, cameras, joint-level API."""
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+import pytest
+
+from robotlearn.envs import make_env
+from robotlearn.policies.base import BasePolicy
+from sim.tasks import ReachEnv
+from sim.tasks.lift import CUBE_HALF
+
+TASKS = ["sim/reach", "sim/lift", "sim/pick_place"]
+
+
+def run_episode(env, policy, seed: int) -> dict:
+    obs, info = env.reset(seed=seed)
+    policy.reset()
+    done = False
+    while not done:
+        obs, _, term, trunc, info = env.step(policy.act(obs)[0])
+        done = term or trunc
+    return info
+
+
+def panda_flange_dh(q: np.ndarray) -> np.ndarray:
+    """Franka's published (Craig) DH parameters -> flange position; independent of any MJCF."""
+    a = [0, 0, 0, 0.0825, -0.0825, 0, 0.088, 0]
+    d = [0.333, 0, 0.316, 0, 0.384, 0, 0, 0.107]
+    alpha = [0, -np.pi / 2, np.pi / 2, np.pi / 2, -np.pi / 2, np.pi / 2, np.pi / 2, 0]
+    T = np.eye(4)
+    for i, th in enumerate([*q, 0.0]):
+        ca, sa, ct, st = np.cos(alpha[i]), np.sin(alpha[i]), np.cos(th), np.sin(th)
+        T = T @ np.array([[ct, -st, 0, a[i]], [st * ca, ct * ca, -sa, -d[i] * sa],
+                          [st * sa, ct * sa, ca, d[i] * ca], [0, 0, 0, 1]])
+    return T[:3, 3]
+
+
+@pytest.fixture(scope="module")
+def lift():
+    env = make_env("sim/lift")
+    yield env
+    env.close()
+
+
+def test_panda_model_has_real_kinematics_and_limits(lift):
+    m, d = lift.model, mujoco.MjData(lift.model)
+    lim = np.array([[-2.8973, 2.8973], [-1.7628, 1.7628], [-2.8973, 2.8973], [-3.0718, -0.0698],
+                    [-2.8973, 2.8973], [-0.0175, 3.7525], [-2.8973, 2.8973]])
+    np.testing.assert_allclose(lift.joint_limits, lim)
+    assert lift.arm_joint_names == [f"panda/joint{i}" for i in range(1, 8)]
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        q = rng.uniform(lim[:, 0], lim[:, 1])
+        d.qpos[lift._qadr] = q
+        mujoco.mj_kinematics(m, d)
+        np.testing.assert_allclose(d.body("panda/hand").xpos, panda_flange_dh(q), atol=1e-6)
+    assert m.opt.timestep == 0.002 and lift.n_substeps == 25 and lift.control_hz == 20.0
+    # primitive geometry only: software-GL rendering stays cheap
+    assert not np.any(m.geom_type == mujoco.mjtGeom.mjGEOM_MESH)
+
+
+def test_ee_delta_action_moves_tcp(lift):
+    lift.reset(seed=0)
+    for axis in range(3):
+        p0 = lift.tcp_pos
+        a = np.zeros(4, np.float32)
+        a[axis] = 1.0
+        for _ in range(3):
+            lift.step(a)
+        moved = lift.tcp_pos - p0
+        assert 0.6 * 3 * lift.max_delta < moved[axis] <= 1.1 * 3 * lift.max_delta, moved
+        assert np.abs(np.delete(moved, axis)).max() < 0.01, moved
+    # closing the gripper on nothing brings the fingers together
+    for _ in range(5):
+        lift.step(np.array([0, 0, 0, 1], np.float32))
+    assert lift.gripper_width < 0.005
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_expert_noise0_succeeds(name):
+    env = make_env(name)
+    expert = env.make_expert(noise=0.0, seed=0)
+    assert isinstance(expert, BasePolicy) and expert.action_chunk_size == 1 and expert.action_dim == 4
+    results = [run_episode(env, expert, seed) for seed in range(4)]
+    assert all(r["success"] for r in results), [r["t"] for r in results]
+    assert all(r["t"] < env.horizon for r in results)  # terminated on success
+    env.close()
+
+
+def test_noise_degrades_expert(lift):
+    clean, noisy = lift.make_expert(0.0, seed=1), lift.make_expert(1.0, seed=1)
+    n_clean = sum(run_episode(lift, clean, s)["success"] for s in range(8))
+    n_noisy = sum(run_episode(lift, noisy, s)["success"] for s in range(8))
+    assert n_noisy < n_clean == 8
+
+
+def test_success_detectors():
+    env = make_env("sim/lift")
+    env.reset(seed=0)
+    assert not env.compute_success()
+    env.data.qpos[env._cube_q + 2] = CUBE_HALF + env.lift_height + 0.01
+    assert env.compute_success()
+    env.close()
+
+    env = make_env("sim/pick_place", goal="indicated")
+    obs, _ = env.reset(seed=3)
+    goal = int(np.argmax(env.goal_onehot))
+    np.testing.assert_array_equal(obs["state"][-2:], np.eye(2)[goal])
+    for b, expect in ((1 - goal, False), (goal, True)):
+        env.data.qpos[env._cube_q:env._cube_q + 3] = env.bin_centre(b) + [0, 0, 0.03]
+        mujoco.mj_forward(env.model, env.data)
+        assert env.compute_success() == expect
+    env.close()
+
+
+def test_reach_target_randomised_and_in_obs():
+    env = make_env("sim/reach")
+    targets = []
+    for s in range(3):
+        obs, _ = env.reset(seed=s)
+        np.testing.assert_allclose(obs["state"][18:21], env.target_pos, atol=1e-6)
+        targets.append(env.target_pos)
+    assert len({tuple(t.round(4)) for t in targets}) == 3
+    env.close()
+
+
+def test_cameras_render_images():
+    env = make_env("sim/pick_place", cameras=["front", "panda/wrist"], image_size=48)
+    assert env.observation_space["images/front"].shape == (48, 48, 3)
+    obs, _ = env.reset(seed=0)
+    for k in ("images/front", "images/panda/wrist"):
+        img = obs[k]
+        assert img.shape == (48, 48, 3) and img.dtype == np.uint8 and img.std() > 5
+    first = obs["images/front"].copy()
+    for _ in range(5):
+        obs, *_ = env.step(np.array([0, 1, -1, 0], np.float32))
+    assert np.abs(obs["images/front"].astype(int) - first).sum() > 0  # the arm moved in view
+    env.close()
+    with pytest.raises(ValueError, match="unknown camera"):
+        ReachEnv(cameras=["nope"])
+
+
+def test_joint_level_interface(lift):
+    obs, _ = lift.reset(seed=0)
+    q0 = lift.qpos
+    target = q0 + np.array([0.2, -0.1, 0.1, 0.15, 0.0, -0.1, 0.3])
+    for _ in range(20):
+        lift.set_joint_targets(target, gripper=1.0)
+        lift.physics_step()
+    np.testing.assert_allclose(lift.qpos, target, atol=0.02)
+    assert lift.gripper_width < 0.005
+    state = lift.get_obs()["state"]
+    np.testing.assert_allclose(state[:7], lift.qpos, atol=1e-6)
+    assert isinstance(lift.compute_success(), bool)
+    lift.set_joint_targets(np.full(7, 10.0), gripper=-1.0)  # clipped to the joint limits
+    np.testing.assert_allclose(lift.data.ctrl[:7], lift.joint_limits[:, 1])
+    with pytest.raises(ValueError, match="q_target"):
+        lift.set_joint_targets(np.full(7, np.nan), 0.0)
+    with pytest.raises(ValueError, match="q_target"):
+        lift.set_joint_targets(np.zeros(6), 0.0)
