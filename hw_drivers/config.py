@@ -186,21 +186,21 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
-def from_dict(schema: type, data: Any, where: str = "params") -> Any:
+def from_dict(schema: type, data: Any, where: str = "") -> Any:
     """Build dataclass `schema` from a mapping; unknown or missing keys raise ParamError naming `where`."""
     if not isinstance(data, dict):
-        raise ParamError(f"{where}: expected a mapping for {schema.__name__}, got {data!r}")
+        raise ParamError(f"{where or 'top level'}: expected a mapping for {schema.__name__}, got {data!r}")
     hints = typing.get_type_hints(schema)
     fields = {f.name: f for f in dataclasses.fields(schema)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ParamError(f"{where}: unknown key(s) {unknown} (known: {sorted(fields)})")
+        raise ParamError(f"{where or 'top level'}: unknown key(s) {unknown} (known: {sorted(fields)})")
     kwargs = {}
     for name, f in fields.items():
         if name in data:
-            kwargs[name] = _convert(hints[name], data[name], f"{where}.{name}")
+            kwargs[name] = _convert(hints[name], data[name], f"{where}.{name}" if where else name)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ParamError(f"{where}: missing required key {name!r}")
+            raise ParamError(f"{where or 'top level'}: missing required key {name!r}")
     return schema(**kwargs)
 
 
@@ -246,7 +246,11 @@ def load_params(path: str | Path, overrides: Optional[dict[str, Any]] = None) ->
     data = yaml.safe_load(path.read_text()) or {}
     for key, val in (overrides or {}).items():
         _set_dotted(data, key, val)
-    return validate(from_dict(NodeParams, data, where=str(path)), str(path))
+    try:
+        params = from_dict(NodeParams, data)
+    except ParamError as e:
+        raise ParamError(f"{path}: {e}") from None
+    return validate(params, str(path))
 
 
 def _set_dotted(data: dict, key: str, val: Any) -> None:

@@ -66,7 +66,10 @@ def load_finetune(path: str | Path, overrides: Optional[dict[str, Any]] = None) 
             data.setdefault("robot_overrides", {})[k[len("robot_overrides."):]] = v
         else:
             _set_dotted(data, k, v)
-    return from_dict(FinetuneParams, data, where=str(path))
+    try:
+        return from_dict(FinetuneParams, data)
+    except ParamError as e:
+        raise ParamError(f"{path}: {e}") from None
 
 
 def transport_config(fp: FinetuneParams, robot) -> Ros2TransportConfig:

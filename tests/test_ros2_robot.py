@@ -1,0 +1,195 @@
+"""Ros2RobotEnv against a live MuJoCo robot node in a separate process, over real DDS on loopback.
+
+Covers the env contract (the conformance checks that apply to hardware), bad commands,
+the robot-side watchdog and e-stop, human interventions and labels, and a silenced camera.
+"""
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conformance import CHECKS  # tests/ is on sys.path
+from std_msgs.msg import Bool, Float64MultiArray
+from std_srvs.srv import SetBool
+
+from hw_drivers.config import DdsConfig
+from hw_drivers.processes import Watcher, start, stop, wait_until
+from hw_drivers.ros2_env import Ros2RobotEnv
+from hw_drivers.ros_runtime import RELIABLE_QOS, RosNode
+from hw_drivers.sensors import StaleObservationError
+from robotlearn.envs import EnvError
+
+REPO = Path(__file__).resolve().parents[1]
+DOMAIN = 10 + os.getpid() % 40
+CAM_TOPIC = "/camera/front/image_raw"
+
+
+@pytest.fixture(scope="module")
+def robot(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ros2_robot")
+    params = yaml.safe_load((REPO / "configs/ros2/panda_sim.yaml").read_text())
+    params["robot"]["cameras"] = [dict(name="front", topic=CAM_TOPIC, height=32, width=32, mujoco_camera="front")]
+    params["robot"]["control_hz"] = 50.0
+    params["env"]["horizon"] = 20
+    path = tmp / "panda_cam.yaml"
+    path.write_text(yaml.safe_dump(params))
+    proc = start("mujoco_robot_node", ["--params", str(path), "--domain-id", str(DOMAIN)], DOMAIN, tmp / "node.log")
+    watcher = Watcher(DOMAIN)
+    env = None
+    try:
+        wait_until(lambda: watcher.last("status"), 60, "robot node status", (proc,))
+        env = Ros2RobotEnv(str(path), overrides={"dds.domain_id": DOMAIN})
+        helper = RosNode("test_helper", DdsConfig(domain_id=DOMAIN))
+        yield env, watcher, helper, proc, tmp
+        helper.close()
+    finally:
+        if env is not None:
+            env.close()
+        watcher.close()
+        stop(proc)
+        print((tmp / "node.log").read_text()[-3000:])
+
+
+def status_after(watcher, t):
+    return wait_until(lambda: (watcher.since("status", t) or [None])[-1], 5, "a fresh robot status")
+
+
+@pytest.mark.parametrize("check", [c for c in CHECKS if c != "seeded_reset"])  # a robot is not deterministic
+def test_conformance_on_live_robot(robot, check):
+    CHECKS[check](robot[0], False)
+
+
+def test_actions_move_the_robot_and_images_arrive(robot):
+    env = robot[0]
+    obs, _ = env.reset(seed=0)
+    assert obs["images/front"].shape == (32, 32, 3) and obs["images/front"].std() > 0
+    q0 = obs["state"][:7].copy()
+    a = np.zeros(8, np.float32)
+    a[0] = 1.0  # joint 1 at full delta: max_velocity / control_hz per step
+    for _ in range(10):
+        obs, *_ = env.step(a)
+    moved = obs["state"][0] - q0[0]
+    assert 0.1 < moved <= 10 * 1.0 / 50 + 0.02, moved  # moved, but never faster than the velocity limit
+    np.testing.assert_allclose(obs["state"][1:7], q0[1:7], atol=0.05)
+
+
+def test_bad_commands_are_rejected_and_never_applied(robot):
+    env, watcher, helper, _, _ = robot
+    env.reset(seed=1)
+    time.sleep(0.5)  # env idle: the watchdog holds, the target is fixed
+    before = status_after(watcher, time.monotonic())
+    pub = helper.node.create_publisher(Float64MultiArray, "/forward_position_controller/commands", RELIABLE_QOS)
+    wait_until(lambda: pub.get_subscription_count() > 0, 5, "command subscriber")
+    pub.publish(Float64MultiArray(data=[float("nan")] * 7))
+    pub.publish(Float64MultiArray(data=[0.5] * 6))
+    pub.publish(Float64MultiArray(data=[0.1, 0.0, 0.0, -2.0, 0.0, float("inf"), 0.0]))
+    after = wait_until(lambda: next((s for s in watcher.since("status", time.monotonic() - 0.1)
+                                     if s["rejected_commands"] >= before["rejected_commands"] + 3), None),
+                       5, "three rejected commands")
+    assert "Float64MultiArray.data" in after["last_error"] and "/forward_position_controller/commands" in after["last_error"]
+    np.testing.assert_allclose(after["target"], before["target"])
+
+
+def test_watchdog_holds_position_when_commands_stop(robot):
+    env, watcher = robot[0], robot[1]
+    env.reset(seed=2)
+    a = np.zeros(8, np.float32)
+    a[1] = 1.0
+    for _ in range(5):
+        env.step(a)
+    assert not status_after(watcher, time.monotonic())["watchdog_hold"]
+    wait_until(lambda: (watcher.since("status", time.monotonic() - 0.1) or [{}])[-1].get("watchdog_hold"),
+               3, "watchdog hold")
+    q1 = env._observe()["state"][:7]
+    time.sleep(0.5)
+    q2 = env._observe()["state"][:7]
+    np.testing.assert_allclose(q2, q1, atol=2e-3)
+
+
+def test_estop_latches_on_robot_and_env_until_released(robot):
+    env, watcher, helper = robot[0], robot[1], robot[2]
+    env.reset(seed=3)
+    env.trigger_estop("test")
+    _, _, term, _, info = env.step(np.ones(8, np.float32))
+    assert term and "estop" in info
+    st = wait_until(lambda: next((s for s in watcher.since("status", time.monotonic() - 0.1) if s["estop"]), None),
+                    5, "robot e-stop status")
+    pub = helper.node.create_publisher(Float64MultiArray, "/forward_position_controller/commands", RELIABLE_QOS)
+    wait_until(lambda: pub.get_subscription_count() > 0, 5, "command subscriber")
+    pub.publish(Float64MultiArray(data=[x + 0.05 for x in st["target"]]))
+    time.sleep(0.3)
+    np.testing.assert_allclose(status_after(watcher, time.monotonic())["target"], st["target"])
+    with pytest.raises(EnvError, match="e-stop engaged"):
+        env.reset(seed=3)
+    env.pub_estop.publish(Bool(data=False))  # operator releases the button, then resets
+    time.sleep(0.2)
+    env.reset(seed=3)
+    assert not status_after(watcher, time.monotonic())["estop"]
+    _, _, term, _, info = env.step(np.zeros(8, np.float32))
+    assert not term and "estop" not in info
+
+
+def test_human_intervention_overrides_the_policy(robot):
+    env, helper = robot[0], robot[2]
+    pub = helper.node.create_publisher(Float64MultiArray, "/teleop/action", RELIABLE_QOS)
+    human = np.array([0, 0, 0, 0, 0, 0, -1.0, 1.0], np.float32)
+    done = threading.Event()
+
+    def teleop():
+        while not done.is_set():
+            pub.publish(Float64MultiArray(data=[float(x) for x in human]))
+            time.sleep(0.02)
+
+    obs, _ = env.reset(seed=4)
+    q0 = obs["state"][:7].copy()
+    th = threading.Thread(target=teleop, daemon=True)
+    th.start()
+    try:
+        time.sleep(0.3)
+        for _ in range(5):
+            obs, _, _, _, info = env.step(np.ones(8, np.float32))  # policy says +1 everywhere
+            assert info["is_intervention"]
+            np.testing.assert_allclose(info["intervention_action"], human)
+    finally:
+        done.set()
+        th.join()
+    assert obs["state"][6] < q0[6] - 0.05  # joint 7 followed the human (-1), not the policy (+1)
+    np.testing.assert_allclose(obs["state"][:6], q0[:6], atol=0.03)
+    time.sleep(0.4)  # teleop messages are older than intervention.timeout_s now
+    _, _, _, _, info = env.step(np.zeros(8, np.float32))
+    assert not info["is_intervention"]
+
+
+def test_human_label_ends_the_episode(robot):
+    env, helper = robot[0], robot[2]
+    pub = helper.node.create_publisher(Bool, "/human/label", RELIABLE_QOS)
+    for label in (False, True):
+        env.reset(seed=5)
+        _, r, term, _, info = env.step(np.zeros(8, np.float32))
+        assert not term
+        pub.publish(Bool(data=label))
+        time.sleep(0.1)
+        _, r, term, trunc, info = env.step(np.zeros(8, np.float32))
+        assert term and not trunc and info["human_label"] is label and info["success"] is label
+        assert r == float(label)
+
+
+def test_silenced_camera_raises_a_clear_stale_error(robot):
+    env, helper = robot[0], robot[2]
+    env.reset(seed=6)
+    cli = helper.node.create_client(SetBool, "/mujoco_robot/camera_enable")
+    assert cli.wait_for_service(timeout_sec=5)
+    fut = cli.call_async(SetBool.Request(data=False))
+    wait_until(fut.done, 5, "camera_enable response")
+    try:
+        env.step(np.zeros(8, np.float32))
+        time.sleep(0.7)  # camera_s is 0.5 s; the joint states keep flowing
+        with pytest.raises(StaleObservationError, match=f"{CAM_TOPIC}: last message is .*s old"):
+            env.step(np.zeros(8, np.float32))
+    finally:
+        fut = cli.call_async(SetBool.Request(data=True))
+        wait_until(fut.done, 5, "camera_enable response")
+    env.reset(seed=6)  # the camera is back: usable again
