@@ -32,9 +32,12 @@ STEP_KEYS = ("action", "reward", "is_intervention")
 _DEFAULTS = {"reward": 0.0, "is_intervention": False}
 
 
-def _spec(shape, dtype) -> dict[str, Any]:
+KEEP_FLOAT64 = {"timestamp"}  # absolute times need float64; other floats are stored as float32
+
+
+def _spec(shape, dtype, key: str = "") -> dict[str, Any]:
     dt = np.dtype(dtype)
-    if dt == np.float64:  # store floats compactly; float64 observations come from python lists
+    if dt == np.float64 and key not in KEEP_FLOAT64:  # float64 observations mostly come from python lists
         dt = np.dtype(np.float32)
     return {"shape": [int(s) for s in shape], "dtype": str(dt)}
 
@@ -54,7 +57,7 @@ def declared_schema(env_info: EnvInfo | None, obs_space, action_dim: int | None,
     schema["reward"] = _spec((), np.float32)
     schema["is_intervention"] = _spec((), np.bool_)
     for k, (shape, dtype) in (extras or {}).items():
-        schema[k] = _spec(shape, dtype)
+        schema[k] = _spec(shape, dtype, k)
     return dict(sorted(schema.items())), obs_keys
 
 
@@ -62,8 +65,10 @@ class EpisodeWriter:
     def __init__(self, path: str | Path, env_info: EnvInfo | None = None, obs_space=None,
                  action_dim: int | None = None, *, extras: dict[str, tuple] | None = None,
                  flush_every: int = 16, image_chunk_frames: int = layout.IMAGE_CHUNK_FRAMES,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, attrs: dict[str, Any] | None = None) -> None:
+        """`attrs` are extra root attributes stored when the dataset is created (e.g. control_hz, import info)."""
         self.path = Path(path)
+        self._extra_attrs = dict(attrs or {})
         self.env_info = env_info
         self.flush_every = max(1, int(flush_every))
         self.image_chunk_frames = image_chunk_frames
@@ -110,6 +115,7 @@ class EpisodeWriter:
             "control_hz": info.control_hz if info else None,
             "env": layout.env_info_to_dict(info) if info else None,
             "categories": {"source": list(SOURCES)},
+            **self._extra_attrs,
         })
         self.path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, self.path)  # also replaces an empty directory at `path`
@@ -223,7 +229,7 @@ class EpisodeWriter:
             schema["action"] = _spec(np.shape(action), np.float32)
             schema["reward"] = _spec((), np.float32)
             schema["is_intervention"] = _spec((), np.bool_)
-            schema.update({k: _spec(np.shape(v), np.asarray(v).dtype) for k, v in extras.items()})
+            schema.update({k: _spec(np.shape(v), np.asarray(v).dtype, k) for k, v in extras.items()})
             self._create(dict(sorted(schema.items())), sorted(obs))
         where = f"episode {self.n_episodes} step {self._t}"
         step = {"action": action, "reward": reward, "is_intervention": is_intervention, **extras}
@@ -246,7 +252,7 @@ class EpisodeWriter:
             raise DatasetError(f"{self.path}: add_episode() arrays differ in length: {lengths}")
         T = next(iter(lengths.values()))
         if self._root is None:
-            schema = {k: _spec(np.shape(v)[1:], np.asarray(v).dtype) for k, v in arrays.items()}
+            schema = {k: _spec(np.shape(v)[1:], np.asarray(v).dtype, k) for k, v in arrays.items()}
             schema.setdefault("reward", _spec((), np.float32))
             schema.setdefault("is_intervention", _spec((), np.bool_))
             self._create(dict(sorted(schema.items())), sorted(set(schema) - {*STEP_KEYS}))

@@ -1,0 +1,126 @@
+"""`robotlearn dataset info|validate|view|import-bag|import-robomimic path=... [key=value ...]`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from robotlearn.cli.config import ConfigError, load
+from robotlearn.data import EpisodeDataset
+from robotlearn.data.validate import disk_bytes, validate
+
+SUBCOMMANDS = ("info", "validate", "view", "import-bag", "import-robomimic")
+
+
+@dataclass
+class DatasetConfig:
+    path: Optional[str] = None
+    episode: int = 0
+    out: Optional[str] = None
+    frames: int = 8
+    fps: Optional[float] = None
+    bag: Optional[str] = None
+    mapping: Optional[str] = None
+    success: Optional[bool] = None
+    hdf5: Optional[str] = None
+    overwrite: bool = False
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return ""
+
+
+def _codec(a) -> str:
+    parts = []
+    for c in getattr(a, "compressors", ()) or ():
+        cname = getattr(c, "cname", "")
+        parts.append(f"{type(c).__name__.lower().replace('codec', '')} {getattr(cname, 'value', cname)}".strip())
+    return ", ".join(parts) or "none"
+
+
+def info(path: str) -> str:
+    ds = EpisodeDataset(path)
+    lines = []
+    layout_v = ds.attrs.get("layout_version")
+    lines.append(f"dataset    {ds.path} (zarr v{ds.format_version}, "
+                 f"{'robotlearn layout v' + str(layout_v) if layout_v else 'foreign layout (no schema attrs)'})")
+    env = ds.env_info
+    if env:
+        lines.append(f"env        {env.name} @ {env.control_hz:g} Hz, horizon {env.horizon}, action {env.action_spec.kind}")
+    elif ds.control_hz:
+        lines.append(f"rate       {ds.control_hz:g} Hz")
+    lengths = np.diff(np.concatenate([[0], ds.episode_ends]))
+    stats = f"; length min/mean/max {lengths.min()}/{lengths.mean():.1f}/{lengths.max()}" if ds.n_episodes else ""
+    lines.append(f"episodes   {ds.n_episodes} ({ds.n_steps} steps{stats}); uncommitted tail: {ds.partial_steps} steps")
+    if ds.n_episodes and "success" in ds.meta_keys:
+        s = ds.meta_array("success")
+        lines.append(f"success    {s.mean():.1%} ({int(s.sum())}/{len(s)})")
+    if ds.n_episodes and "source" in ds.meta_keys:
+        names = ds.attrs.get("categories", {}).get("source", [])
+        codes, counts = np.unique(ds.meta_array("source"), return_counts=True)
+        lines.append("sources    " + ", ".join(f"{names[c] if 0 <= c < len(names) else 'unknown'}: {n}"
+                                               for c, n in zip(codes, counts)))
+    total = disk_bytes(ds.path)
+    lines.append(f"on disk    {_size(total)}" + (f" ({_size(total / ds.n_steps)} per step)" if ds.n_steps else ""))
+    lines.append("")
+    lines.append(f"{'key':<22}{'shape':<16}{'dtype':<10}{'chunks':<20}{'compressor':<16}{'on disk':>10}")
+    for k in ds.keys:
+        a = ds.array(k)
+        lines.append(f"{k:<22}{str(tuple(a.shape[1:])):<16}{str(a.dtype):<10}{str(tuple(a.chunks)):<20}"
+                     f"{_codec(a):<16}{_size(disk_bytes(ds.path / 'data' / k)):>10}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in SUBCOMMANDS:
+        print(f"usage: robotlearn dataset {{{'|'.join(SUBCOMMANDS)}}} path=... [key=value ...]")
+        return 2
+    sub, cfg = argv[0], load("dataset", argv[1:], DatasetConfig)
+    if not cfg.path:
+        raise ConfigError(f"dataset {sub} needs path=<dataset.zarr>")
+    if sub == "info":
+        print(info(cfg.path))
+    elif sub == "validate":
+        errors, warnings = validate(cfg.path)
+        for w in warnings:
+            print(f"warning: {w}")
+        for e in errors:
+            print(f"error: {e}")
+        if errors:
+            print(f"{cfg.path}: INVALID ({len(errors)} problem{'s' * (len(errors) > 1)})")
+            return 1
+        ds = EpisodeDataset(cfg.path)
+        print(f"{cfg.path}: OK ({ds.n_episodes} episodes, {ds.n_steps} steps, keys {ds.keys})")
+    elif sub == "view":
+        from robotlearn.data.view import episode_png, episode_video
+
+        ds = EpisodeDataset(cfg.path)
+        out = Path(cfg.out or f"{Path(cfg.path).with_suffix('')}_ep{cfg.episode}.png")
+        if out.suffix == ".png":
+            episode_png(ds, cfg.episode, out, cfg.frames)
+        elif out.suffix in (".mp4", ".gif"):
+            episode_video(ds, cfg.episode, out, cfg.fps)
+        else:
+            raise ConfigError(f"view out={out}: use a .png, .mp4 or .gif file name")
+        print(f"wrote {out}")
+    elif sub == "import-bag":
+        from robotlearn.data.importers import import_bags
+
+        if not (cfg.bag and cfg.mapping):
+            raise ConfigError("import-bag needs bag=<file.mcap or folder> and mapping=<mapping.yaml>")
+        n = import_bags([cfg.bag], cfg.mapping, cfg.path, success=cfg.success, overwrite=cfg.overwrite)
+        print(f"imported {n} bag(s) into {cfg.path}")
+    else:
+        from robotlearn.data.importers import import_robomimic
+
+        if not cfg.hdf5:
+            raise ConfigError("import-robomimic needs hdf5=<file.hdf5>")
+        n = import_robomimic(cfg.hdf5, cfg.path, overwrite=cfg.overwrite)
+        print(f"imported {n} robomimic demos into {cfg.path}")
+    return 0

@@ -1,0 +1,64 @@
+"""Deep checks of a dataset on disk, for `robotlearn dataset validate`: every problem names its key/episode."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from robotlearn.data import layout
+from robotlearn.data.layout import DatasetError
+from robotlearn.data.reader import scan
+
+
+def validate(path: str | Path) -> tuple[list[str], list[str]]:
+    """(errors, warnings). Errors make the dataset unusable or wrong; warnings are recoverable."""
+    try:
+        root = layout.open_root(path, mode="r")
+    except DatasetError as e:
+        return [str(e)], []
+    snap = scan(root, "")
+    errors = [e.removeprefix(": ") for e in snap.errors]
+    warnings: list[str] = []
+    if snap.interrupted_commit:
+        warnings.append("meta/episode_ends has an interrupted commit (last entry never written); it is ignored")
+    if snap.partial_steps:
+        warnings.append(f"{snap.partial_steps} uncommitted steps after episode {len(snap.episode_ends) - 1} "
+                        "(an interrupted recording); readers ignore them, a reopened writer drops them")
+    attrs = dict(root.attrs)
+    schema = attrs.get("schema")
+    if schema is None:
+        warnings.append("no schema attribute: not written by robotlearn (read-only, schema inferred from arrays)")
+    else:
+        for key, spec in schema.items():
+            if key not in snap.data:
+                errors.append(f"schema key {key!r} has no data/{key} array")
+                continue
+            a = snap.data[key]
+            if list(a.shape[1:]) != spec["shape"] or str(a.dtype) != spec["dtype"]:
+                errors.append(f"data/{key} is {tuple(a.shape[1:])} {a.dtype} per step; schema says "
+                              f"{tuple(spec['shape'])} {spec['dtype']}")
+        extra = sorted(set(snap.data) - set(schema))
+        if extra:
+            warnings.append(f"data arrays {extra} are not in the schema")
+    if errors:  # the per-episode checks below need consistent lengths
+        return errors, warnings
+    ends = snap.episode_ends
+    starts = np.concatenate([[0], ends[:-1]])
+    if "length" in snap.meta:
+        stored = snap.meta["length"][: len(ends)]
+        for i in np.flatnonzero(stored != ends - starts)[:5]:
+            errors.append(f"episode {i}: meta/length={stored[i]} but episode_ends gives {ends[i] - starts[i]} steps")
+    for key, a in snap.data.items():
+        if a.dtype.kind != "f":
+            continue
+        for i, (s, e) in enumerate(zip(starts, ends)):
+            v = a[int(s):int(e)]
+            bad = ~np.isfinite(v.reshape(len(v), -1)).all(1)
+            if bad.any():
+                errors.append(f"data/{key}: non-finite values in episode {i} at step {int(np.argmax(bad))}")
+                break
+    return errors, warnings
+
+
+def disk_bytes(path: str | Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
