@@ -169,11 +169,16 @@ class PandaTaskEnv(RobotEnv):
         mujoco.mju_subQuat(rot_err, DOWN_QUAT, quat)  # in the TCP frame
         rot_err = d.site_xmat[self._tcp].reshape(3, 3) @ rot_err  # -> world frame, like jacr
         err = np.concatenate([tcp_target - d.site_xpos[self._tcp], rot_err])  # (6,)
-        JJt = J @ J.T + damping**2 * np.eye(6)
-        J_pinv = J.T @ np.linalg.inv(JJt)  # (7, 6)
+        # dq = J+ err + (I - J+ J) v with J+ = J^T A^-1, A = J J^T + damping^2 I
+        #    = J^T A^-1 (err - J v) + v; one 6x6 Cholesky solve (mju_*: no BLAS thread overhead)
         q = d.qpos[self._qadr]
-        dq = J_pinv @ err + (np.eye(7) - J_pinv @ J) @ (null_gain * (HOME_Q - q))
-        return q + dq
+        v = null_gain * (HOME_Q - q)  # (7,) pull towards the home posture in the null space
+        A = J @ J.T
+        A[np.diag_indices(6)] += damping**2
+        mujoco.mju_cholFactor(A, 0.0)
+        x = np.empty(6)
+        mujoco.mju_cholSolve(x, A, err - J @ v)
+        return q + J.T @ x + v
 
     def apply_action(self, action: np.ndarray) -> None:
         """Normalised [dx, dy, dz, gripper] -> IK joint targets + gripper command."""
