@@ -27,6 +27,14 @@ def _demo_order(names) -> list[str]:
     return sorted(names, key=lambda n: (index(n), n))
 
 
+def _concat_state(obs, keys: list[str], where: str) -> np.ndarray:
+    parts = [np.asarray(obs[k], np.float32) for k in keys]
+    lengths = {len(p) for p in parts}
+    if len(lengths) > 1:
+        raise DatasetError(f"{where}/obs keys differ in length: {dict(zip(keys, map(len, parts)))}")
+    return np.concatenate([p.reshape(len(p), -1) for p in parts], 1)
+
+
 def import_robomimic(hdf5: str | Path, out: str | Path, state_keys: list[str] | None = None,
                      image_keys: list[str] | None = None, overwrite: bool = False) -> int:
     """Convert every demo of a robomimic file; returns the number of episodes written."""
@@ -73,7 +81,7 @@ def import_robomimic(hdf5: str | Path, out: str | Path, state_keys: list[str] | 
                 obs = demo["obs"]
                 ep = {
                     "action": np.asarray(demo["actions"], np.float32),
-                    "state": np.concatenate([np.asarray(obs[k], np.float32).reshape(T, -1) for k in state_keys], 1),
+                    "state": _concat_state(obs, state_keys, where),
                     "reward": np.asarray(demo["rewards"], np.float32) if "rewards" in demo else np.zeros(T, np.float32),
                 }
                 for k in image_keys:
