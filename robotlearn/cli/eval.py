@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from robotlearn.cli.config import ConfigError, load
+from robotlearn.cli.config import ConfigError, fail
+from robotlearn.cli.train_bc import USER_ERRORS, load_config
 from robotlearn.envs import make_env
 from robotlearn.envs.interface import RobotEnv
 from robotlearn.policies.checkpoint import load_policy, read_config, resolve_checkpoint
@@ -51,7 +52,14 @@ def save_gif(path: Path, episodes: list[list], fps: float) -> None:
 def main(argv: list[str]) -> int:
     # `policy=<path>` would be read by hydra as the `policy` config group (train-bc's architectures).
     argv = ["checkpoint=" + a.split("=", 1)[1] if a.startswith("policy=") else a for a in argv]
-    cfg = load("eval", argv, EvalConfig)
+    try:
+        run(load_config("eval", argv, EvalConfig))
+    except USER_ERRORS as e:
+        fail(str(e))
+    return 0
+
+
+def run(cfg: EvalConfig) -> dict[str, Any]:
     if not cfg.checkpoint:
         raise ConfigError("eval needs policy=<checkpoint dir> (or checkpoint=<dir>)")
     ckpt = resolve_checkpoint(cfg.checkpoint)
@@ -68,4 +76,4 @@ def main(argv: list[str]) -> int:
         save_gif(out / "rollouts.gif", res.frames, env.control_hz)
         print(f"video: {out / 'rollouts.gif'}")
     print(f"results: {out / 'results.json'}")
-    return 0
+    return summary

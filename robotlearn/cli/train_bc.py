@@ -11,21 +11,34 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional, TypeVar
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from robotlearn.cli.config import ConfigError, load
-from robotlearn.data import EpisodeDataset, SequenceDataset
+from omegaconf import OmegaConf
+
+from robotlearn.cli.config import ConfigError, compose, fail, to_dataclass
+from robotlearn.data import DatasetError, EpisodeDataset, SequenceDataset
 from robotlearn.envs import make_env
 from robotlearn.envs.interface import IMAGE_PREFIX, STATE_KEY, RobotEnv
-from robotlearn.policies.checkpoint import build_policy, check_env_compatible, env_info_dict, save_policy
+from robotlearn.policies.checkpoint import (
+    CheckpointError,
+    PolicyEnvMismatchError,
+    build_policy,
+    check_env_compatible,
+    env_info_dict,
+    save_policy,
+)
 from robotlearn.policies.chunked import ACTION_KEY, ChunkedPolicy
 from robotlearn.policies.config import PolicyConfig
 from robotlearn.policies.rollout import evaluate
 from robotlearn.policies.training import Trainer
+
+T = TypeVar("T")
+# Mistakes a user can fix from the message alone: printed without a traceback.
+USER_ERRORS = (ConfigError, DatasetError, CheckpointError, PolicyEnvMismatchError, FileNotFoundError, KeyError)
 
 
 @dataclass
@@ -37,7 +50,6 @@ class TrainBCConfig:
     batch_size: int = 128
     seed: int = 0
     device: str = "auto"  # auto: cuda if available
-    num_workers: int = 0
     max_episodes: Optional[int] = None  # train on the first N episodes only
     log_every: int = 50
     eval_every: int = 500  # 0: no periodic eval
@@ -45,6 +57,15 @@ class TrainBCConfig:
     final_eval_episodes: int = 20
     out_dir: Optional[str] = None  # default outputs/train_bc/<time>_<kind>
     progress: bool = True
+
+
+def load_config(name: str, argv: list[str], schema: type[T]) -> T:
+    """config.load, except the free-form `env` group (a `_target_` + kwargs dict) skips struct checks."""
+    raw = OmegaConf.to_container(compose(name, argv), resolve=True)
+    env = raw.pop("env", None)
+    cfg = to_dataclass(OmegaConf.create(raw), schema)
+    cfg.env = env  # type: ignore[attr-defined]
+    return cfg
 
 
 def dataset_obs_shapes(ds: EpisodeDataset, keys: list[str] | None) -> dict[str, tuple[int, ...]]:
@@ -64,14 +85,14 @@ def make_env_for(cfg_env: dict | None, ds: EpisodeDataset) -> RobotEnv | None:
     return make_env(info.name, **info.config) if info else None
 
 
-def batches(loader: torch.utils.data.DataLoader) -> Iterator[dict[str, Any]]:
-    while True:
-        yield from loader
+def sample_batch(seq: SequenceDataset, batch_size: int, rng: np.random.Generator) -> dict[str, Any]:
+    """Random windows (with replacement): {"obs": {key: (B, n_obs, ...)}, "action": (B, horizon, A)}.
 
-
-def to_policy_batch(sample: dict[str, Any], obs_keys: list[str]) -> dict[str, Any]:
-    """SequenceDataset item/batch -> {"obs": {key: (B, n_obs, ...)}, "action": (B, horizon, A)}."""
-    return {"obs": {k: sample[k] for k in obs_keys}, ACTION_KEY: sample[ACTION_KEY]}
+    Padded action rows (past the episode end) repeat the last action and are kept as targets:
+    the policy learns to hold still once the task is done, as in diffusion_policy.
+    """
+    b = seq.get_batch(rng.integers(0, len(seq), batch_size))
+    return {"obs": {k: torch.from_numpy(b[k]) for k in seq.obs_keys}, ACTION_KEY: torch.from_numpy(b[ACTION_KEY])}
 
 
 def save_curves(path: Path, losses: list[tuple[int, float]], evals: list[tuple[int, float]]) -> None:
@@ -92,8 +113,15 @@ def save_curves(path: Path, losses: list[tuple[int, float]], evals: list[tuple[i
     plt.close(fig)
 
 
-def run(cfg: TrainBCConfig) -> dict[str, Any]:
-    """Train, evaluate, checkpoint; returns the metrics dict also written to metrics.json."""
+@dataclass
+class TrainResult:
+    policy: ChunkedPolicy  # the evaluated/saved weights (EMA copy when enabled)
+    metrics: dict[str, Any]  # also in <out_dir>/metrics.json
+    out_dir: Path
+
+
+def run(cfg: TrainBCConfig) -> TrainResult:
+    """Train, evaluate periodically, checkpoint."""
     from torch.utils.tensorboard import SummaryWriter
 
     torch.manual_seed(cfg.seed)
@@ -106,34 +134,33 @@ def run(cfg: TrainBCConfig) -> dict[str, Any]:
     action_dim = int(ds.array(ACTION_KEY).shape[1])
     env = make_env_for(cfg.env, ds)
     if env is not None:  # fail before training, not after, if the data cannot drive this env
-        check_env_compatible({"obs_shapes": obs_shapes, "action_dim": action_dim,
-                              "env": {"name": f"dataset {cfg.dataset}"}}, env, where=f"dataset {cfg.dataset}")
+        recorded = {"name": ds.env_info.name if ds.env_info else "?"}
+        check_env_compatible({"obs_shapes": obs_shapes, "action_dim": action_dim, "env": recorded}, env,
+                             where=f"dataset {cfg.dataset}")
 
     policy = build_policy(cfg.policy, obs_shapes, action_dim)
     n_steps = ds.n_steps if cfg.max_episodes is None else int(ds.episode_ends[min(cfg.max_episodes, ds.n_episodes) - 1])
     stats_keys = [k for k in (STATE_KEY, ACTION_KEY) if k in policy.normalizer.dims]
     policy.fit_normalizer({k: ds.array(k)[:n_steps] for k in stats_keys})
     policy.to(device)
-    seq = SequenceDataset(cfg.dataset, keys=[*obs_shapes, ACTION_KEY], n_obs=cfg.policy.n_obs,
-                          horizon=cfg.policy.horizon, episodes=cfg.max_episodes)
-    loader = torch.utils.data.DataLoader(seq, batch_size=cfg.batch_size, shuffle=True, drop_last=len(seq) > cfg.batch_size,
-                                         num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed))
+    seq = SequenceDataset(ds, n_obs=cfg.policy.n_obs, horizon=cfg.policy.horizon, obs_keys=list(obs_shapes),
+                          episodes=cfg.max_episodes)
+    rng = np.random.default_rng(cfg.seed)
     trainer = Trainer(policy, cfg.policy.optim, cfg.steps)
 
     out = Path(cfg.out_dir or f"outputs/train_bc/{time.strftime('%Y%m%d-%H%M%S')}_{cfg.policy.kind}")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     tb = SummaryWriter(str(out / "tb"))
     env_meta = env_info_dict(env.env_info) if env is not None else env_info_dict(ds.env_info)
     meta = {"dataset": str(cfg.dataset), "n_episodes": ds.n_episodes if cfg.max_episodes is None else min(cfg.max_episodes, ds.n_episodes)}
     losses: list[tuple[int, float]] = []
     evals: list[tuple[int, float]] = []
     best = -1.0
-    it = batches(loader)
     bar = tqdm(range(1, cfg.steps + 1), desc=f"train {cfg.policy.kind}", disable=not cfg.progress)
     running = []
     for step in bar:
-        running.append(trainer.step(to_policy_batch(next(it), list(obs_shapes))))
+        running.append(trainer.step(sample_batch(seq, cfg.batch_size, rng)))
         if step % cfg.log_every == 0 or step == cfg.steps:
             loss = float(np.mean(running))
             running.clear()
@@ -168,12 +195,15 @@ def run(cfg: TrainBCConfig) -> dict[str, Any]:
     metrics = {"out_dir": str(out), "losses": losses, "evals": evals, "final_eval": final}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(f"checkpoint: {out / 'checkpoints' / ('best' if (out / 'checkpoints' / 'best').exists() else 'last')}")
-    return metrics
+    return TrainResult(trainer.eval_policy, metrics, out)
 
 
 def main(argv: list[str]) -> int:
-    cfg = load("train_bc", argv, TrainBCConfig)
-    if not cfg.dataset:
-        raise ConfigError("train-bc needs dataset=<path to a zarr episode dataset>")
-    run(cfg)
+    try:
+        cfg = load_config("train_bc", argv, TrainBCConfig)
+        if not cfg.dataset:
+            raise ConfigError("train-bc needs dataset=<path to a zarr episode dataset>")
+        run(cfg)
+    except USER_ERRORS as e:
+        fail(str(e))
     return 0

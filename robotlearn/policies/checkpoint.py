@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -112,11 +113,13 @@ def check_env_compatible(config: dict[str, Any], env: RobotEnv, where: str = "ch
     env_a = int(env.action_space.shape[0])
     if env_a != config["action_dim"]:
         problems.append(f"action dim is {env_a}, policy outputs {config['action_dim']}")
+    trained = (config.get("env") or {}).get("name", "?")
     if problems:
-        trained = (config.get("env") or {}).get("name", "?")
         raise PolicyEnvMismatchError(
             f"{where} (trained on env {trained!r}) does not fit env {env.name!r}: " + "; ".join(problems)
         )
+    if trained not in ("?", env.name):  # same shapes, other task or backend (e.g. sim -> ROS 2): legal, but say so
+        warnings.warn(f"{where} was trained on env {trained!r}, running it on {env.name!r}", stacklevel=3)
 
 
 def load_policy(path: str | Path, env: RobotEnv | None = None, device: str | torch.device | None = None) -> ChunkedPolicy:
