@@ -57,6 +57,11 @@ def random_actions(env: RobotEnv, n: int, scale: float = 1.0, seed: int = 0) -> 
     return (scale * rng.uniform(-1, 1, (n, *env.action_space.shape))).astype(np.float32)
 
 
+def reward_type(env: RobotEnv) -> str:
+    """'sparse' (1.0 exactly on success, else 0.0; the default) or declared 'dense' shaping."""
+    return getattr(env, "reward_type", "sparse")
+
+
 # --- checks on one env ------------------------------------------------------
 def check_declared(env: RobotEnv, deterministic: bool = True) -> None:
     """Action space is Box [-1, 1] float32; control_hz, horizon and the action mapping are declared."""
@@ -70,6 +75,7 @@ def check_declared(env: RobotEnv, deterministic: bool = True) -> None:
     n = a.shape[0]
     assert len(spec.names) == len(spec.low) == len(spec.high) == n, f"{env.name}: action_spec does not match {n} dims"
     assert spec.kind, f"{env.name}: action_spec.kind empty"
+    assert reward_type(env) in ("sparse", "dense"), f"{env.name}: reward_type {reward_type(env)!r}"
 
 
 def check_spaces(env: RobotEnv, deterministic: bool = True) -> None:
@@ -82,6 +88,8 @@ def check_spaces(env: RobotEnv, deterministic: bool = True) -> None:
         assert_obs_in_space(env, obs, f"step {i}")
         assert_info(env, info, f"step {i}")
         assert isinstance(r, float) and math.isfinite(r)
+        if reward_type(env) == "sparse":
+            assert r == float(info["success"]), f"{env.name}: sparse reward {r} but success={info['success']}"
         assert isinstance(term, bool) and isinstance(trunc, bool)
         if term or trunc:
             break

@@ -33,6 +33,7 @@ class PandaTaskEnv(RobotEnv):
     """Base class of the `sim/` Panda tasks. Subclasses add objects and define success."""
 
     task_name = "sim/base"
+    reward_type = "sparse"  # 1.0 on success (which terminates), else 0.0
     default_horizon = 50
     n_task_features = 0
 
