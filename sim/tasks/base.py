@@ -27,6 +27,7 @@ HOME_Q = np.array([0.0, -0.1848, 0.0, -2.4967, 0.0, 2.3119, 0.7854])
 DOWN_QUAT = np.array([0.0, 1.0, 0.0, 0.0])  # TCP frame: x forward, z down (world frame)
 WORKSPACE = np.array([[0.25, 0.75], [-0.35, 0.35], [0.012, 0.45]])  # TCP target box (m)
 MAX_WIDTH = 0.08  # fully open gripper width (m)
+CAMERAS = ("front", "side", "wrist")  # obs keys images/<name>
 
 
 class PandaTaskEnv(RobotEnv):
@@ -69,9 +70,12 @@ class PandaTaskEnv(RobotEnv):
         self._tcp = m.site(f"{PREFIX}tcp").id
         self._jacp = np.zeros((3, m.nv))
         self._jacr = np.zeros((3, m.nv))
+        self._camera_ids = {}  # obs name ("wrist") -> MuJoCo camera id ("panda/wrist")
         for cam in self.cameras:
-            if mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, cam) < 0:
-                raise ValueError(f"{self.task_name}: unknown camera {cam!r}; have front, side, panda/wrist")
+            ids = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, n) for n in (cam, PREFIX + cam)]
+            if max(ids) < 0:
+                raise ValueError(f"{self.task_name}: unknown camera {cam!r}; have {', '.join(CAMERAS)}")
+            self._camera_ids[cam] = max(ids)
 
         self.action_space = _box(4)
         state_dim = 18 + self.n_task_features
@@ -153,9 +157,11 @@ class PandaTaskEnv(RobotEnv):
         return obs
 
     def render_camera(self, camera: str) -> np.ndarray:
+        """(H, W, 3) uint8 image from one of CAMERAS (needs MUJOCO_GL=egl/osmesa when headless)."""
         if self._renderer is None:
             self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
-        self._renderer.update_scene(self.data, camera=camera)
+        cam = self._camera_ids.get(camera)
+        self._renderer.update_scene(self.data, camera=camera if cam is None else cam)
         return self._renderer.render().copy()
 
     # --- EE controller ----------------------------------------------------
