@@ -16,10 +16,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
 from hw_drivers.config import DdsConfig
-from hw_drivers.ros_runtime import RELIABLE_QOS, RosNode
+from hw_drivers.ros_runtime import RELIABLE_QOS, SENSOR_QOS, RosNode
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,7 +71,8 @@ def wait_until(cond: Callable[[], Any], timeout: float, what: str, procs: tuple 
 class Watcher:
     """Collects the robot node status and actor/learner heartbeats on one domain."""
 
-    def __init__(self, domain_id: int, status_topic: str = "/robot/status", namespace: str = "/robotlearn") -> None:
+    def __init__(self, domain_id: int, status_topic: str = "/robot/status", namespace: str = "/robotlearn",
+                 state_topic: str = "/joint_states") -> None:
         self.ros = RosNode("robotlearn_watcher", DdsConfig(domain_id=domain_id, localhost_only=True))
         self.lock = threading.Lock()
         self.status: list[tuple[float, dict]] = []
@@ -82,6 +84,11 @@ class Watcher:
                               lambda m: self._add(self.actor, m.data, "stats"), RELIABLE_QOS)
         n.create_subscription(String, f"{namespace}/learner_heartbeat",
                               lambda m: self._add(self.learner, m.data), RELIABLE_QOS)
+        self.joint_positions: Optional[list[float]] = None
+        n.create_subscription(JointState, state_topic, self._on_js, SENSOR_QOS)
+
+    def _on_js(self, msg: JointState) -> None:
+        self.joint_positions = list(msg.position)
 
     def _add(self, into: list, data: str, key: Optional[str] = None) -> None:
         d = json.loads(data)
