@@ -61,15 +61,18 @@ class Hub:
         self.registrations.setdefault(actor_id, []).append(pid)
         return len(self.registrations[actor_id]) - 1
 
-    async def push(self, actor_id: str, payloads: list[bytes]) -> None:
-        c = self.received.setdefault(actor_id, {"payloads": 0, "rows": 0, "bytes": 0})
+    async def push(self, actor_id: str, payloads: list[bytes], incarnation: int = 0) -> None:
+        c = self.received.setdefault(actor_id, {"payloads": 0, "rows": 0, "bytes": 0, "rows_by_incarnation": {}})
+        by_inc = c["rows_by_incarnation"]
         for p in payloads:
             self.queue.append(p)  # malformed bytes still go on: the learner's decode names the problem
             self.queue_bytes += len(p)
             c["payloads"] += 1
             c["bytes"] += len(p)
             try:
-                c["rows"] += batch_rows(p)
+                rows = batch_rows(p)
+                c["rows"] += rows
+                by_inc[str(incarnation)] = by_inc.get(str(incarnation), 0) + rows
             except (ValueError, KeyError, IndexError, TypeError):
                 c.setdefault("unreadable", 0)
                 c["unreadable"] += 1
@@ -111,8 +114,11 @@ class Hub:
     async def request_stop(self) -> None:
         self.stop = True
 
+    async def stop_requested(self) -> bool:
+        return self.stop
+
     async def stats(self) -> str:
-        """JSON: per-actor received counts, registrations (restarts), drops, latest version."""
+        """JSON: per-actor received counts (also per incarnation), registrations (pids per start), drops, version."""
         return json.dumps(
             {
                 "received": self.received,
@@ -126,15 +132,17 @@ class Hub:
 
 
 def make_hub(max_queue_bytes: int = 256 * 2**20, name: str | None = None) -> Any:
-    """Start the hub on the driver's node (it is tiny; CPU 0)."""
-    opts: dict[str, Any] = {}
-    if name:
-        opts["name"] = name
-    return Hub.options(**opts).remote(max_queue_bytes)
+    """Start a hub (tiny; CPU 0). A `name` lets workers find it with `get_hub(name)` after a restart."""
+    return Hub.options(name=name).remote(max_queue_bytes) if name else Hub.remote(max_queue_bytes)
+
+
+def get_hub(hub: Any) -> Any:
+    """A hub handle from a handle or a hub name."""
+    return ray.get_actor(hub) if isinstance(hub, str) else hub
 
 
 class RayActorTransport(ActorTransport):
-    """Actor half. Batches payloads locally and flushes every `flush_s` or `flush_bytes`.
+    """Actor half (`hub`: a handle or the hub's name). Batches payloads locally and flushes every `flush_s` or `flush_bytes`.
 
     `poll_weights` keeps at most one version query and one object fetch in
     flight and only ever looks at them with zero timeout, so it returns in
@@ -150,9 +158,9 @@ class RayActorTransport(ActorTransport):
         poll_s: float = 0.05,
         max_inflight: int = 16,
     ) -> None:
-        self.hub, self.actor_id = hub, actor_id
+        self.hub, self.actor_id = get_hub(hub), actor_id
         self.flush_s, self.flush_bytes, self.poll_s, self.max_inflight = flush_s, flush_bytes, poll_s, max_inflight
-        self.incarnation = ray.get(hub.register.remote(actor_id, os.getpid()))
+        self.incarnation = ray.get(self.hub.register.remote(actor_id, os.getpid()))
         self._buf: list[bytes] = []
         self._buf_bytes = 0
         self._last_flush = time.monotonic()
@@ -173,7 +181,7 @@ class RayActorTransport(ActorTransport):
         self._last_flush = time.monotonic()
         if not self._buf:
             return
-        self._inflight.append(self.hub.push.remote(self.actor_id, self._buf))
+        self._inflight.append(self.hub.push.remote(self.actor_id, self._buf, self.incarnation))
         self._buf, self._buf_bytes = [], 0
         if len(self._inflight) > self.max_inflight // 2:
             _, self._inflight = ray.wait(self._inflight, num_returns=len(self._inflight), timeout=0)
@@ -231,7 +239,7 @@ class RayLearnerTransport(LearnerTransport):
     """Learner half: drains the hub, `ray.put`s each weights payload exactly once."""
 
     def __init__(self, hub: Any) -> None:
-        self.hub = hub
+        self.hub = get_hub(hub)
         self._ref = None  # keep the latest weights object owned and alive here too
 
     def recv_transitions(self, timeout: float = 0.0) -> list[bytes]:
@@ -248,3 +256,18 @@ class RayLearnerTransport(LearnerTransport):
 
     def stats(self) -> dict:
         return json.loads(ray.get(self.hub.stats.remote()))
+
+
+class HubStopFlag:
+    """`stop` callable for a loop: True once the driver asked to stop; asks the hub at most every `every_s`."""
+
+    def __init__(self, hub: Any, every_s: float = 1.0) -> None:
+        self.hub, self.every_s = get_hub(hub), every_s
+        self._last, self._stop = 0.0, False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if not self._stop and now - self._last >= self.every_s:
+            self._last = now
+            self._stop = bool(ray.get(self.hub.stop_requested.remote()))
+        return self._stop
