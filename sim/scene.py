@@ -53,10 +53,10 @@ class Arena:
                rgba=[0.3, 0.32, 0.35, 1], contype=0, conaffinity=0)
         wb.add("geom", name="table", type="box", size=[0.6, 0.6, 0.02], pos=[0.35, 0, TABLE_Z - 0.02],
                rgba=[0.55, 0.45, 0.35, 1], friction=[1.0, 0.005, 0.0001], **WORLD_COLLISION)
-        front = [1.3, 0.0, 0.75]
-        wb.add("camera", name="front", pos=front, xyaxes=lookat_xyaxes(front, [0.45, 0, 0.05]), fovy=50)
-        side = [0.45, -0.9, 0.45]
-        wb.add("camera", name="side", pos=side, xyaxes=lookat_xyaxes(side, [0.45, 0, 0.05]), fovy=55)
+        front = [1.0, 0.0, 0.5]
+        wb.add("camera", name="front", pos=front, xyaxes=lookat_xyaxes(front, [0.45, 0, 0.05]), fovy=60)
+        side = [0.5, -0.75, 0.4]
+        wb.add("camera", name="side", pos=side, xyaxes=lookat_xyaxes(side, [0.5, 0, 0.05]), fovy=60)
         robot = mjcf.from_path(str(PANDA_XML))
         robot.model = "panda"
         wb.attach(robot)

@@ -13,6 +13,8 @@ gripper width (1), then task features (`_task_features`).
 """
 from __future__ import annotations
 
+import atexit
+import weakref
 from typing import Sequence
 
 import mujoco
@@ -160,6 +162,8 @@ class PandaTaskEnv(RobotEnv):
         """(H, W, 3) uint8 image from one of CAMERAS (needs MUJOCO_GL=egl/osmesa when headless)."""
         if self._renderer is None:
             self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
+            # free the GL context before interpreter teardown if close() is never called
+            atexit.register(_close_if_alive, weakref.ref(self))
         cam = self._camera_ids.get(camera)
         self._renderer.update_scene(self.data, camera=camera if cam is None else cam)
         return self._renderer.render().copy()
@@ -216,6 +220,12 @@ class PandaTaskEnv(RobotEnv):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+
+
+def _close_if_alive(ref: "weakref.ref[PandaTaskEnv]") -> None:
+    env = ref()
+    if env is not None:
+        env.close()
 
 
 def _box(n: int):
