@@ -272,3 +272,15 @@ def apply_dds(d: DdsConfig) -> None:
         os.environ["ROS_DOMAIN_ID"] = str(d.domain_id)
     if d.localhost_only:
         os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+
+
+def ros2_config_path(name: str) -> str:
+    """configs/ros2/<name>: from the ROS 2 package share folder when installed, else the repository's configs/."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return str(Path(get_package_share_directory("robotlearn")) / "config" / "ros2" / name)
+    except Exception:  # ament_index missing or package not installed: running from the source tree
+        from robotlearn.envs import config_root
+
+        return str(config_root() / "ros2" / name)

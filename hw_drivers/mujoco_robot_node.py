@@ -34,7 +34,7 @@ from hw_drivers.conversions import (
     parse_command,
 )
 from hw_drivers.kinematics import MujocoFK
-from hw_drivers.ros_runtime import RELIABLE_QOS, RosNode
+from hw_drivers.ros_runtime import RELIABLE_QOS, RosNode, strip_ros_args
 from hw_drivers.safety import EStopLatch, SafetyLayer, UnsafeCommandError, Watchdog
 
 
@@ -250,7 +250,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", required=True, help="robot description YAML (configs/ros2/*.yaml)")
     ap.add_argument("--domain-id", type=int, default=None, help="override dds.domain_id")
-    args = ap.parse_args(argv)
+    args = ap.parse_args(strip_ros_args(argv))
     p = load_params(args.params, {"dds.domain_id": args.domain_id} if args.domain_id is not None else None)
     node = MujocoRobotNode(p)
     node.ros.node.get_logger().info(f"serving {p.sim.task} as {p.robot.name} on {p.robot.state_topic}")

@@ -6,6 +6,7 @@ import signal
 import threading
 
 from hw_drivers.finetune_params import FinetuneParams, load_finetune, parse_sets
+from hw_drivers.ros_runtime import strip_ros_args
 
 
 def parse(description: str, argv: list[str] | None) -> tuple[argparse.Namespace, FinetuneParams]:
@@ -13,7 +14,7 @@ def parse(description: str, argv: list[str] | None) -> tuple[argparse.Namespace,
     ap.add_argument("--params", required=True, help="finetune YAML (configs/ros2/finetune_*.yaml)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a key, e.g. learner.out_dir=runs/x or robot_overrides.dds.domain_id=7")
-    args = ap.parse_args(argv)
+    args = ap.parse_args(strip_ros_args(argv))
     return args, load_finetune(args.params, parse_sets(args.set))
 
 

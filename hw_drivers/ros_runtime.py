@@ -64,3 +64,12 @@ class RosNode:
         rclpy.shutdown(context=self.context)
         if self._thread is not None:
             self._thread.join(timeout=2.0)
+
+
+def strip_ros_args(argv: list[str] | None) -> list[str]:
+    """Drop the `--ros-args ...` that `ros2 launch` / `ros2 run` append, so argparse sees only ours."""
+    import sys
+
+    from rclpy.utilities import remove_ros_args
+
+    return remove_ros_args(["node", *(sys.argv[1:] if argv is None else argv)])[1:]
