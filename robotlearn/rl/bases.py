@@ -22,7 +22,9 @@ def make_base(spec: str, env: RobotEnv, seed: int = 0) -> BasePolicy:
         if not hasattr(env, "make_expert"):
             raise ValueError(f"base=expert needs an env with make_expert(); {env.name} has none")
         noise = float(spec.split(":", 1)[1]) if ":" in spec else 0.0
-        return env.make_expert(noise=noise, seed=seed)
+        expert = env.make_expert(noise=noise, seed=seed)
+        expert.privileged = True  # reads the live sim state: cannot be replayed over stored demos
+        return expert
     path = Path(spec)
     if not path.exists():
         raise FileNotFoundError(f"base {spec!r} is neither 'zero', 'expert[:noise]' nor an existing checkpoint path")

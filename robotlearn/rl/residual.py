@@ -141,8 +141,9 @@ class ResidualLearner:
         self.critic_target.load_state_dict(self.critic.state_dict())
         for p in [*self.actor_target.parameters(), *self.critic_target.parameters()]:
             p.requires_grad_(False)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        # fused Adam: one kernel for all parameters (CPU and CUDA)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
         self.num_updates = 0  # critic updates done
         self.num_actor_updates = 0
         self.version = 0  # bumped by the runtime each time it publishes weights
@@ -260,7 +261,7 @@ class ResidualLearner:
             for k, v in tensors.items():
                 if k.startswith(f"opt/{name}/"):
                     idx, key = k.split("/")[2:]
-                    state.setdefault(int(idx), {})[key] = v.cpu() if key == "step" else v
+                    state.setdefault(int(idx), {})[key] = v  # fused Adam keeps `step` on the param device
             opt.load_state_dict({"state": state, "param_groups": meta["optimizers"][name]})
         for k in ("num_updates", "num_actor_updates", "version", "env_steps"):
             setattr(learner, k, int(meta[k]))

@@ -69,22 +69,15 @@ class Learner:
         runtime_file = self.out / "checkpoint" / "runtime.yaml"
         self.learn_start = yaml.safe_load(runtime_file.read_text())["learn_start"] if cfg.resume and runtime_file.exists() else -1
 
-        # demo buffer (frozen, relabelled with the base's actions) and online buffer
-        self.demo_buffer = TransitionBuffer(n_step=rl.n_step, gamma=rl.gamma)
+        # demo buffer (frozen, relabelled with the base's actions) and online buffer; the RL sees state only
+        keys = ["state", "action", "base_action"]
+        self.demo_buffer: TransitionBuffer | None = None
         if demos:
-            ds = EpisodeDataset(demos)
-            if base is None:
-                raise ValueError("demos given without a base policy to relabel them with (base_action)")
-            for i in range(ds.n_episodes):
-                ep = ds.get_episode(i, keys=[k for k in ds.keys if k in ("state", "action", "reward") or k.startswith("images/")])
-                ep["base_action"] = relabel_base_actions(ep, base)
-                self.demo_buffer.add_episode(ep, terminated=bool(ds.episode_meta(i).get("terminated", False)))
-            if self.learner.num_updates == 0:
-                states = np.concatenate([ds.get_episode(i, keys=["state"])["state"] for i in range(ds.n_episodes)])
-                self.learner.set_state_normalizer(states.mean(0), states.std(0))
-        self.online_buffer = TransitionBuffer(n_step=rl.n_step, gamma=rl.gamma, capacity=rl.buffer_size)
+            self.demo_buffer = self._load_demos(EpisodeDataset(demos), base, keys)
+        self.online_buffer = TransitionBuffer(keys, n_step=rl.n_step, gamma=rl.gamma, capacity=rl.buffer_size)
+        use_demos = self.demo_buffer is not None and rl.demo_ratio > 0
         self.sampler = MixedSampler([(self.demo_buffer, rl.demo_ratio), (self.online_buffer, 1 - rl.demo_ratio)]) \
-            if len(self.demo_buffer) and rl.demo_ratio > 0 else self.online_buffer
+            if use_demos else self.online_buffer
 
         # the online zarr log: reopened on resume (a crash's partial tail is trimmed by the writer)
         log_path = self.out / "online.zarr"
@@ -107,6 +100,29 @@ class Learner:
         self.recent: deque[float] = deque(maxlen=20)
         self.metrics: dict[str, float] = {}
         self.rejected = 0
+
+    def _load_demos(self, ds, base: BasePolicy | None, keys: list[str]):
+        """Every demo episode into a frozen buffer, with `base_action` = the base's action at each step."""
+        from robotlearn.data import TransitionBuffer
+
+        if base is None:
+            raise ValueError("demos given without a base policy to relabel them with (base_action)")
+        if ds.n_episodes == 0:
+            raise ValueError(f"demo dataset {ds.path} has no committed episodes")
+        privileged = getattr(base, "privileged", False)
+        if privileged:  # a scripted expert reads the live sim, so it cannot be replayed over stored demos
+            log.warning("base %s is privileged: demo base_action = the recorded demo action", type(base).__name__)
+        buf = TransitionBuffer(keys, n_step=self.rl.n_step, gamma=self.rl.gamma, capacity=max(ds.n_steps, 1))
+        read = [k for k in ds.keys if k in ("state", "action", "reward") or k.startswith("images/")]
+        terminated = ds.meta_array("terminated")
+        for i in range(ds.n_episodes):
+            ep = ds.get_episode(i, keys=read)
+            ep["base_action"] = ep["action"].astype(np.float32) if privileged else relabel_base_actions(ep, base)
+            buf.add_episode({k: ep[k] for k in [*keys, "reward"]}, terminated=bool(terminated[i]))
+        if self.learner.num_updates == 0:  # fix the state normaliser from demo statistics
+            states = buf._store["state"][: buf.n_added_steps]
+            self.learner.set_state_normalizer(states.mean(0), states.std(0))
+        return buf
 
     def _record(self, length: int, success: bool, ret: float, version: int) -> None:
         steps = (self.episodes[-1]["env_steps"] if self.episodes else 0) + length
@@ -176,7 +192,7 @@ class Learner:
 def _to_learner_batch(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """TransitionBuffer sample keys -> ResidualLearner batch keys (see residual.py docstring)."""
     return {"state": b["state"], "base_action": b["base_action"], "action": b["action"], "reward": b["reward"],
-            "discount": b["discount"], "next_state": b["next_state"], "next_base_action": b["next_base_action"]}
+            "discount": b["discount"], "next_state": b["next/state"], "next_base_action": b["next/base_action"]}
 
 
 def run_learner(transport: LearnerTransport, rl: ResidualConfig, cfg: LearnerConfig, env_info: EnvInfo, obs_space,

@@ -184,13 +184,29 @@ def _learner_entry(transport: LocalLearnerTransport, env_name: str, env_kwargs: 
     stop.set()
 
 
+def spawn_actor(ctx, transport: LocalActorTransport, env_name: str, env_kwargs: dict, base_spec: str, rl, cfg, stop):
+    p = ctx.Process(target=_actor_entry, args=(transport, env_name, env_kwargs, base_spec, rl, cfg, stop),
+                    name=f"robotlearn-{cfg.actor_id}", daemon=True)
+    p.start()
+    return p
+
+
+def spawn_learner(ctx, transport: LocalLearnerTransport, env_name: str, env_kwargs: dict, base_spec: str, rl, cfg,
+                  demos: str | None, stop, threads: int = 1):
+    p = ctx.Process(target=_learner_entry, name="robotlearn-learner", daemon=True,
+                    args=(transport, env_name, env_kwargs, base_spec, rl, cfg, demos, stop, threads))
+    p.start()
+    return p
+
+
 def run_local(env_name: str, base_spec: str, rl, learner_cfg, actor_cfg, n_actors: int = 1,
               demos: str | None = None, env_kwargs: dict | None = None, learner_threads: int = 1,
               learner_in_process: bool = True) -> dict[str, Any]:
     """Spawn `n_actors` actor processes and run the learner (here, or in its own process).
 
-    The learner's stop condition (max_env_steps / max_updates) ends the run: it sets
-    the shared stop event, actors finish their step and exit. Returns the learner's
+    Each actor stops after `actor_cfg.max_env_steps` (set it to the learner's budget
+    / n_actors); the learner stops once it has that many steps and has done the
+    updates they are owed, then sets the shared stop event. Returns the learner's
     summary (+ `actor_exitcodes`).
     """
     import dataclasses
@@ -204,13 +220,9 @@ def run_local(env_name: str, base_spec: str, rl, learner_cfg, actor_cfg, n_actor
     state_dim, action_dim = probe.observation_space["state"].shape[0], probe.action_space.shape[0]
     learner_t, actor_ts = make_local_transports(n_actors, ctx, weights_capacity_for(state_dim, action_dim, rl))
     stop = ctx.Event()
-    actors = []
-    for i, t in enumerate(actor_ts):
-        cfg_i = dataclasses.replace(actor_cfg, actor_id=f"actor-{i}", seed=actor_cfg.seed + 1000 * i)
-        p = ctx.Process(target=_actor_entry, args=(t, env_name, env_kwargs, base_spec, rl, cfg_i, stop),
-                        name=f"robotlearn-actor-{i}", daemon=True)
-        p.start()
-        actors.append(p)
+    actors = [spawn_actor(ctx, t, env_name, env_kwargs, base_spec, rl,
+                          dataclasses.replace(actor_cfg, actor_id=f"actor-{i}", seed=actor_cfg.seed + 1000 * i), stop)
+              for i, t in enumerate(actor_ts)]
     try:
         if learner_in_process:
             from robotlearn.rl.bases import make_base
@@ -219,9 +231,8 @@ def run_local(env_name: str, base_spec: str, rl, learner_cfg, actor_cfg, n_actor
             base = make_base(base_spec, probe, seed=learner_cfg.seed) if demos else None
             result = run_learner(learner_t, rl, learner_cfg, probe.env_info, probe.observation_space, demos, base, stop)
         else:
-            lp = ctx.Process(target=_learner_entry, name="robotlearn-learner", daemon=True,
-                             args=(learner_t, env_name, env_kwargs, base_spec, rl, learner_cfg, demos, stop, learner_threads))
-            lp.start()
+            lp = spawn_learner(ctx, learner_t, env_name, env_kwargs, base_spec, rl, learner_cfg, demos, stop,
+                               learner_threads)
             lp.join()
             if lp.exitcode != 0:
                 raise RuntimeError(f"learner process exited with code {lp.exitcode}")
