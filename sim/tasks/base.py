@@ -72,12 +72,8 @@ class PandaTaskEnv(RobotEnv):
         self._tcp = m.site(f"{PREFIX}tcp").id
         self._jacp = np.zeros((3, m.nv))
         self._jacr = np.zeros((3, m.nv))
-        self._camera_ids = {}  # obs name ("wrist") -> MuJoCo camera id ("panda/wrist")
         for cam in self.cameras:
-            ids = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, n) for n in (cam, PREFIX + cam)]
-            if max(ids) < 0:
-                raise ValueError(f"{self.task_name}: unknown camera {cam!r}; have {', '.join(CAMERAS)}")
-            self._camera_ids[cam] = max(ids)
+            self.camera_id(cam)  # fail at construction on a typo
 
         self.action_space = _box(4)
         state_dim = 18 + self.n_task_features
@@ -158,14 +154,20 @@ class PandaTaskEnv(RobotEnv):
             obs[IMAGE_PREFIX + cam] = self.render_camera(cam)
         return obs
 
+    def camera_id(self, camera: str) -> int:
+        """MuJoCo id of an obs camera name ("wrist" is the attached robot's "panda/wrist")."""
+        ids = [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, n) for n in (camera, PREFIX + camera)]
+        if max(ids) < 0:
+            raise ValueError(f"{self.task_name}: unknown camera {camera!r}; have {', '.join(CAMERAS)}")
+        return max(ids)
+
     def render_camera(self, camera: str) -> np.ndarray:
         """(H, W, 3) uint8 image from one of CAMERAS (needs MUJOCO_GL=egl/osmesa when headless)."""
         if self._renderer is None:
             self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
             # free the GL context before interpreter teardown if close() is never called
             atexit.register(_close_if_alive, weakref.ref(self))
-        cam = self._camera_ids.get(camera)
-        self._renderer.update_scene(self.data, camera=camera if cam is None else cam)
+        self._renderer.update_scene(self.data, camera=self.camera_id(camera))
         return self._renderer.render().copy()
 
     # --- EE controller ----------------------------------------------------
