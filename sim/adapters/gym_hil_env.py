@@ -24,8 +24,8 @@ class GymHilEnv(RobotEnv):
         import gym_hil  # noqa: F401  (registers the gym_hil/* ids)
         import gymnasium as gym
 
-        self._env = gym.make(f"gym_hil/{env_id}", max_episode_steps=horizon + 1, image_obs=False,
-                             random_block_position=random_block_position).unwrapped
+        self._env = gym.make(f"gym_hil/{env_id}", image_obs=False,
+                             random_block_position=random_block_position).unwrapped  # our horizon, not its TimeLimit
         self.max_delta = float(max_delta)
         self._keys = ["agent_pos", "environment_state"]
         state_dim = int(flatten_obs(self._env.observation_space.sample(), self._keys).shape[0])
