@@ -28,7 +28,8 @@ class CubeTaskMixin:
 
     def _place_cube(self, rng, box=CUBE_BOX, max_yaw: float = 0.35) -> None:
         xy = rng.uniform(box[:, 0], box[:, 1])
-        self.data.qpos[self._cube_q:self._cube_q + 7] = [*xy, TABLE_Z + CUBE_HALF, *yaw_quat(rng.uniform(-max_yaw, max_yaw))]
+        yaw = rng.uniform(-max_yaw, max_yaw)
+        self.data.qpos[self._cube_q:self._cube_q + 7] = [*xy, TABLE_Z + CUBE_HALF, *yaw_quat(yaw)]
 
     @property
     def cube_pos(self) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 
 from sim.scene import TABLE_Z, WORLD_COLLISION
 from sim.tasks.base import PandaTaskEnv
-from sim.tasks.lift import CUBE_HALF, CubeTaskMixin, GraspExpert
+from sim.tasks.lift import CubeTaskMixin, GraspExpert
 
 BIN_Y = (0.22, -0.22)  # left, right
 BIN_X = (0.45, 0.55)  # each bin's x is drawn from this range
