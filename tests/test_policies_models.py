@@ -90,6 +90,27 @@ def test_act_rejects_bad_observations_by_name():
         p.act({"state": np.zeros(5, np.float32)})
     with pytest.raises(ValueError, match="NaN"):
         p.act({"state": np.full(6, np.nan, np.float32)})
+    q = make("bc", images=True)
+    with pytest.raises(ValueError, match="'images/front' must be uint8"):
+        q.act({"state": np.zeros(6, np.float32), "images/front": np.zeros((24, 24, 3), np.float32)})
+
+
+def test_transformer_head_fits_a_batch():
+    torch.manual_seed(0)
+    p = make("bc", bc=BCConfig(head="transformer", d_model=32, n_heads=2, n_layers=1))
+    state = torch.randn(16, 2, 6)
+    target = 0.5 * torch.tanh(state[:, -1, :3])[:, None].expand(16, 8, 3)  # a function of the latest obs
+    batch = {"obs": {"state": state}, "action": target}
+    opt = torch.optim.Adam(p.parameters(), lr=3e-3)
+    first = p.compute_loss(batch).item()
+    for _ in range(60):
+        loss = p.compute_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
+    assert p.eval().predict_chunk(batch["obs"]).shape == (16, 8, 3)
+    assert p.encode(batch["obs"]).shape == (16, 2 * p.encoder.out_dim)
 
 
 def test_history_is_edge_padded_then_rolls():

@@ -90,6 +90,8 @@ class ChunkedPolicy(nn.Module):
             if got != shape:
                 raise ValueError(f"{self.kind} policy: observation {key!r} has shape {got}, trained on {shape}")
             if key.startswith(IMAGE_PREFIX):
+                if np.asarray(obs[key]).dtype != np.uint8:
+                    raise ValueError(f"{self.kind} policy: image {key!r} must be uint8 HxWx3, got {np.asarray(obs[key]).dtype}")
                 continue
             if not np.all(np.isfinite(obs[key])):
                 raise ValueError(f"{self.kind} policy: observation {key!r} has NaN/inf values")

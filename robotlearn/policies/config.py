@@ -35,7 +35,7 @@ class BCConfig:
 
 @dataclass
 class DiffusionConfig:
-    down_dims: list[int] = field(default_factory=lambda: [64, 128, 256])
+    down_dims: list[int] = field(default_factory=lambda: [32, 64, 128])
     kernel_size: int = 5
     n_groups: int = 8
     step_embed_dim: int = 64
