@@ -19,6 +19,7 @@ from typing import Sequence
 
 import mujoco
 import numpy as np
+from gymnasium import spaces
 
 from robotlearn.envs import IMAGE_PREFIX, STATE_KEY, ActionSpec, EnvInfo, RobotEnv, make_observation_space
 from sim.scene import PREFIX, Arena
@@ -54,7 +55,11 @@ class PandaTaskEnv(RobotEnv):
         self._build(arena)
         self.model = arena.compile()
         self.data = mujoco.MjData(self.model)
-        self.n_substeps = int(round(1.0 / (control_hz * self.model.opt.timestep)))
+        substeps = 1.0 / (control_hz * self.model.opt.timestep)
+        if not (control_hz > 0 and substeps >= 1 and abs(substeps - round(substeps)) < 1e-6):
+            raise ValueError(f"{self.task_name}: control_hz={control_hz} must divide the physics rate "
+                             f"{1 / self.model.opt.timestep:.0f} Hz (e.g. 10, 20, 50, 100, 500)")
+        self.n_substeps = int(round(substeps))
         self.max_delta = float(max_delta)
         self.init_joint_noise = float(init_joint_noise)
         self.cameras = tuple(cameras)
@@ -75,7 +80,7 @@ class PandaTaskEnv(RobotEnv):
         for cam in self.cameras:
             self.camera_id(cam)  # fail at construction on a typo
 
-        self.action_space = _box(4)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
         state_dim = 18 + self.n_task_features
         self.observation_space = make_observation_space(
             state_dim, {c: (self.image_size, self.image_size) for c in self.cameras}
@@ -228,9 +233,3 @@ def _close_if_alive(ref: "weakref.ref[PandaTaskEnv]") -> None:
     env = ref()
     if env is not None:
         env.close()
-
-
-def _box(n: int):
-    from gymnasium import spaces
-
-    return spaces.Box(-1.0, 1.0, shape=(n,), dtype=np.float32)
