@@ -23,6 +23,8 @@ def test_finetune_over_ros2_with_faults(tmp_path):
     robot = yaml.safe_load((REPO / "configs/ros2/panda_sim.yaml").read_text())
     robot["robot"]["control_hz"] = 50.0
     robot["env"]["horizon"] = 25
+    robot["robot"]["staleness"]["state_s"] = 1.0  # shared CI cores: tolerate scheduling stalls
+    robot["robot"]["watchdog_timeout_s"] = 1.0
     robot_path = tmp_path / "robot.yaml"
     robot_path.write_text(yaml.safe_dump(robot))
     ft = REPO / "configs/ros2/finetune_panda_sim.yaml"
