@@ -94,14 +94,13 @@ class SequenceDataset(Dataset):
         if self.in_memory:
             out = {k: self.arrays[k][obs] for k in self.obs_keys}
             out.update({k: self.arrays[k][act] for k in self.action_keys})
-        else:  # one contiguous zarr read per window, then local indexing
+        else:  # per window and key, one contiguous zarr read of just the rows it needs
             out = {k: [] for k in [*self.obs_keys, *self.action_keys]}
             for b in range(len(i)):
-                lo, hi = int(obs[b, 0]), int(act[b, -1]) + 1
-                for k in self.obs_keys:
-                    out[k].append(self.arrays[k][lo:hi][obs[b] - lo])
-                for k in self.action_keys:
-                    out[k].append(self.arrays[k][lo:hi][act[b] - lo])
+                for keys, rows in ((self.obs_keys, obs[b]), (self.action_keys, act[b])):
+                    lo, hi = int(rows[0]), int(rows[-1]) + 1
+                    for k in keys:
+                        out[k].append(self.arrays[k][lo:hi][rows - lo])
             out = {k: np.stack(v) for k, v in out.items()}
         out["action_is_pad"] = pad
         return out
@@ -109,3 +108,8 @@ class SequenceDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         batch = self.get_batch(np.array([i]))
         return {k: torch.from_numpy(np.ascontiguousarray(v[0])) for k, v in batch.items()}
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
+        """DataLoader's batched fetch: one vectorised gather, then per-sample views for collate."""
+        batch = {k: torch.from_numpy(v) for k, v in self.get_batch(np.asarray(indices)).items()}
+        return [{k: v[j] for k, v in batch.items()} for j in range(len(indices))]

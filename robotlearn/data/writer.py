@@ -274,7 +274,7 @@ class EpisodeWriter:
         for key, parts in self._pending.items():
             a = self._data[key]
             block = np.concatenate(parts)
-            a.resize((start + len(block), *a.shape[1:]))
+            layout.grow(a, start + len(block))
             a[start : start + len(block)] = block
         self._pending = {}
         self._n_pending = 0
@@ -306,10 +306,10 @@ class EpisodeWriter:
                   "end_time": time.time(), "terminated": bool(success if terminated is None else terminated), **meta}
         fields = {k: self._meta_value(k, v) for k, v in fields.items()}
         for name, a in self._meta.items():
-            a.resize((n_ep + 1,))
+            layout.grow(a, n_ep + 1)
             a[n_ep] = fields.get(name, a.fill_value)
         end = self.n_steps + self._t
-        self._ends.resize((n_ep + 1,))
+        layout.grow(self._ends, n_ep + 1)
         self._ends[n_ep] = end  # the commit
         self._n_steps, self._t = end, 0
         return n_ep
