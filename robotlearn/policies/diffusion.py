@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, DDPMScheduler
 from torch import nn
 
 from robotlearn.policies.chunked import ACTION_KEY, ChunkedPolicy
@@ -101,6 +100,8 @@ class DiffusionPolicy(ChunkedPolicy):
 
     def __init__(self, cfg: PolicyConfig, obs_shapes: dict[str, tuple[int, ...]], action_dim: int) -> None:
         super().__init__(cfg, obs_shapes, action_dim)
+        from diffusers import DDIMScheduler, DDPMScheduler  # slow import (seconds): only when a diffusion policy is built
+
         d = cfg.diffusion
         self.unet = ConditionalUnet1D(
             action_dim, self.n_obs * self.encoder.out_dim, d.down_dims, d.kernel_size, d.n_groups, d.step_embed_dim
