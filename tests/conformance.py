@@ -1,9 +1,11 @@
 """Reusable conformance checks for any `RobotEnv` backend (sim, adapters, ROS 2 robots).
 
-Plain functions taking an env (or a factory), so another suite (e.g. the ROS 2
-one against a live robot node) can import and run them: `CHECKS` lists the
-checks that need only one env; `check_fresh_envs_agree` needs a factory and a
-deterministic backend.
+Plain functions, so another suite (e.g. the ROS 2 one against a live robot
+node) can import and run them: `run_conformance(make_env_factory,
+deterministic)` runs everything; `CHECKS` are the single-env checks
+(`check(env, deterministic)`); `check_fresh_envs_agree(factory)` needs a
+deterministic backend. Import with `from conformance import ...` (tests/ is on
+sys.path under pytest).
 """
 from __future__ import annotations
 
@@ -180,3 +182,18 @@ def check_fresh_envs_agree(make: Callable[[], RobotEnv]) -> None:
     finally:
         a.close()
         b.close()
+
+
+def run_conformance(make: Callable[[], RobotEnv], deterministic: bool = True) -> None:
+    """Every check against one env from `make` (+ the fresh-env check when deterministic).
+
+    A live robot is not deterministic: pass deterministic=False to skip seeded-replay comparisons.
+    """
+    env = make()
+    try:
+        for check in CHECKS.values():
+            check(env, deterministic)
+    finally:
+        env.close()
+    if deterministic:
+        check_fresh_envs_agree(make)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from robotlearn.envs import list_envs, make_env
-from conformance import CHECKS, check_fresh_envs_agree  # tests/ is on sys.path (rootdir conftest)
+from conformance import CHECKS, check_fresh_envs_agree, run_conformance  # tests/ is on sys.path (rootdir conftest)
 
 ENVS = [n for n in list_envs() if not n.startswith("ros2/")]
 _cache: dict = {}
@@ -42,9 +42,4 @@ def test_fresh_envs_agree(name):
 
 
 def test_sim_with_camera_conforms():
-    env = make_env("sim/lift", cameras=["front"], image_size=32, horizon=5)
-    try:
-        for check in CHECKS.values():
-            check(env, True)
-    finally:
-        env.close()
+    run_conformance(lambda: make_env("sim/lift", cameras=["front", "wrist"], image_size=32, horizon=5))
