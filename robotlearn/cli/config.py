@@ -36,8 +36,7 @@ def compose(config_name: str, overrides: list[str]) -> Any:
 def to_dataclass(cfg: Any, schema: type[T]) -> T:
     """Validate a DictConfig against a dataclass schema; unknown keys raise."""
     assert is_dataclass(schema)
-    base = OmegaConf.structured(schema)
-    OmegaConf.set_struct(base, True)
+    base = OmegaConf.structured(schema)  # a structured config rejects unknown keys by itself
     try:
         merged = OmegaConf.merge(base, cfg)
     except Exception as e:  # omegaconf raises several types; all mean "bad config"
