@@ -135,17 +135,19 @@ class Learner:
         for p in payloads:
             try:
                 arrays, meta = decode_batch(p)
-                missing = [k for k in EPISODE_KEYS if k not in arrays]
+                who = meta.get("actor_id", "?")
+                missing = [k for k in EPISODE_KEYS if k not in arrays] + \
+                          [k for k in ("success", "terminated", "policy_version") if k not in meta]
                 if missing:
-                    raise MessageError(f"episode from {meta.get('actor_id', '?')} lacks keys {missing}")
-                if not np.all(np.isfinite(arrays["action"])) or not np.all(np.isfinite(arrays["state"])):
-                    raise MessageError(f"episode from {meta.get('actor_id', '?')} has non-finite state/action")
-            except MessageError as e:
+                    raise MessageError(f"episode from {who} lacks {missing}")
+                if not all(np.all(np.isfinite(arrays[k])) for k in ("state", "action", "base_action", "reward")):
+                    raise MessageError(f"episode from {who} has non-finite state/action/reward values")
+                self.writer.add_episode(arrays, success=bool(meta["success"]), source="policy",
+                                        policy_version=int(meta["policy_version"]), terminated=bool(meta["terminated"]))
+            except Exception as e:  # noqa: BLE001 - any bad message is dropped and counted; the loop goes on
                 self.rejected += 1
                 log.error("dropped a bad episode message: %s", e)
                 continue
-            self.writer.add_episode(arrays, success=bool(meta["success"]), source="policy",
-                                    policy_version=int(meta["policy_version"]), terminated=bool(meta["terminated"]))
             self.online_buffer.add_episode(arrays, terminated=bool(meta["terminated"]))
             T = len(arrays["reward"])
             self.learner.env_steps += T
@@ -254,6 +256,22 @@ def run_learner(transport: LearnerTransport, rl: ResidualConfig, cfg: LearnerCon
             "learner_updates_per_s": (L.learner.num_updates - updates0) / max(elapsed, 1e-9),
             "env_steps_per_s": (L.learner.env_steps - steps0) / max(elapsed, 1e-9),
             "heartbeats": transport.heartbeats(), "out_dir": str(L.out)}
+
+
+def measure_update_rate(rl: ResidualConfig, state_dim: int, action_dim: int, device: str | None = None,
+                        n: int = 20) -> float:
+    """Learner updates/s for this recipe on this machine (synthetic batch), to pace sim actors."""
+    learner = ResidualLearner(state_dim, action_dim, rl, device)
+    rng = np.random.default_rng(0)
+    b = {k: rng.normal(size=(rl.batch_size, state_dim)).astype(np.float32) for k in ("state", "next_state")}
+    b.update({k: rng.uniform(-1, 1, (rl.batch_size, action_dim)).astype(np.float32)
+              for k in ("action", "base_action", "next_base_action")})
+    b["reward"], b["discount"] = np.zeros(rl.batch_size, np.float32), np.ones(rl.batch_size, np.float32)
+    learner.update(b)
+    t = time.perf_counter()
+    for _ in range(n):
+        learner.update(b)
+    return n / (time.perf_counter() - t)
 
 
 def _scalars(L: Learner, transport: LearnerTransport, t0: float, updates0: int, steps0: int) -> dict[str, float]:

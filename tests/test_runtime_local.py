@@ -1,0 +1,148 @@
+"""Async actor-learner over the local transport: real processes, real MuJoCo, real zarr logs."""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from robotlearn.data import EpisodeDataset
+from robotlearn.rl.residual import ResidualConfig
+from robotlearn.runtime.actor import ActorConfig
+from robotlearn.runtime.learner import LearnerConfig
+from robotlearn.runtime.local import make_local_transports, run_local, spawn_actor, spawn_learner
+from robotlearn.runtime.messages import MessageError, decode_batch, encode_batch, encode_weights
+from robotlearn.runtime.transport import WeightsUpdate
+
+ENV = "sim/reach"
+TINY = dict(num_critics=2, hidden_dim=32, batch_size=64, warmup_env_steps=100, critic_warmup_updates=20, utd=1)
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory) -> str:
+    from robotlearn.cli import collect
+
+    path = tmp_path_factory.mktemp("demos") / "reach.zarr"
+    assert collect.main([f"env={ENV}", "episodes=3", "noise=0.5", f"out={path}", "progress=false"]) == 0
+    return str(path)
+
+
+def test_local_transport_bytes_weights_latest_wins_and_heartbeats():
+    learner_t, (actor_t,) = make_local_transports(1, weights_capacity=1 << 16)
+    payload = encode_batch({"reward": np.zeros(3, np.float32)}, success=False)
+    actor_t.send_transitions(payload)
+    actor_t.heartbeat("a0", {"steps": 3})
+    got, deadline = [], time.time() + 5
+    while (not got or "a0" not in learner_t.heartbeats()) and time.time() < deadline:
+        got += learner_t.recv_transitions(timeout=0.5)
+    assert got == [payload]
+    assert learner_t.heartbeats()["a0"][1] == {"steps": 3}
+    assert actor_t.poll_weights() is None
+    for v in (1, 2, 3):  # latest wins, no queue
+        learner_t.publish_weights(WeightsUpdate(v, encode_weights(v, {"w": np.full(2, v, np.float32)})))
+    upd = actor_t.poll_weights()
+    assert upd is not None and upd.version == 3
+    assert actor_t.poll_weights() is None  # nothing newer
+    with pytest.raises(ValueError, match="exceeds the local weights slot"):
+        learner_t.publish_weights(WeightsUpdate(4, b"x" * (1 << 17)))
+    actor_t.close()
+
+
+def test_async_run_moves_weights_with_increasing_versions_and_logs_to_zarr(tmp_path, demos):
+    rl = ResidualConfig(**TINY)
+    lc = LearnerConfig(out_dir=str(tmp_path / "run"), publish_every=10, checkpoint_every=100, max_env_steps=500,
+                       min_online_steps=64, tensorboard=True, progress=False)
+    ac = ActorConfig(pace_hz=150, max_env_steps=500, heartbeat_s=0.2)
+    res = run_local(ENV, "zero", rl, lc, ac, demos=demos)
+    assert res["actor_exitcodes"] == [0]
+    assert res["env_steps"] >= 500 and res["updates"] > 100
+    # every online episode is in the zarr log, with the policy version the actor was running
+    log = EpisodeDataset(tmp_path / "run" / "online.zarr")
+    assert log.n_steps == res["env_steps"] and "base_action" in log.keys
+    versions = log.meta_array("policy_version")
+    assert np.all(np.diff(versions) >= 0), versions  # the actor only ever moves forward
+    assert versions[-1] > versions[0] >= 1, versions  # new weights reached the actor mid-run
+    assert set(log.meta_array("source").tolist()) == {log.attrs["categories"]["source"].index("policy")}
+    # the residual on top of a zero base moved away from zero (executed != base action after warm-up)
+    ep = log.get_episode(log.n_episodes - 1)
+    assert np.abs(ep["action"] - ep["base_action"]).max() > 0
+    assert (tmp_path / "run" / "checkpoint" / "learner.safetensors").exists()
+    assert any((tmp_path / "run" / "tb").iterdir())
+
+
+def test_killed_learner_resumes_from_checkpoint_and_zarr_log(tmp_path, demos):
+    ctx = mp.get_context("spawn")
+    out = tmp_path / "run"
+    rl = ResidualConfig(**TINY)
+    lc = LearnerConfig(out_dir=str(out), publish_every=10, checkpoint_every=50, max_env_steps=100_000,
+                       min_online_steps=64, tensorboard=False, progress=False)
+    learner_t, (actor_t,) = make_local_transports(1, ctx, weights_capacity=1 << 20)
+    stop_actor, stop_learner = ctx.Event(), ctx.Event()
+    actor = spawn_actor(ctx, actor_t, ENV, {}, "zero", rl, ActorConfig(pace_hz=150, heartbeat_s=0.2), stop_actor)
+    learner = spawn_learner(ctx, learner_t, ENV, {}, "zero", rl, lc, demos, stop_learner)
+    try:
+        ckpt = out / "checkpoint" / "learner.yaml"
+        deadline = time.time() + 90
+        while time.time() < deadline and _updates(ckpt) < 100:
+            time.sleep(0.2)  # wait for a checkpoint at >= 100 updates
+        assert _updates(ckpt) >= 100, "no checkpoint written before the kill"
+        os.kill(learner.pid, signal.SIGKILL)  # no chance to save anything on the way out
+        learner.join(10)
+        saved = yaml.safe_load(ckpt.read_text())
+        logged = EpisodeDataset(out / "online.zarr")
+        n_logged, max_version = logged.n_steps, int(logged.meta_array("policy_version").max())
+
+        # restart: same out_dir, same pipe (the actor kept acting meanwhile), 100 more updates this time
+        lc2 = LearnerConfig(**{**lc.__dict__, "max_updates": saved["num_updates"] + 100})
+        learner = spawn_learner(ctx, learner_t, ENV, {}, "zero", rl, lc2, demos, stop_learner)
+        learner.join(120)
+        assert learner.exitcode == 0
+    finally:
+        stop_actor.set()
+        actor.join(20)
+        if learner.is_alive():
+            learner.kill()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["updates"] > saved["num_updates"]  # continued from the checkpoint, not from 0
+    log = EpisodeDataset(out / "online.zarr")
+    assert len(summary["episodes"]) == log.n_episodes  # history rebuilt from the log, then extended
+    assert summary["episodes"][logged.n_episodes - 1]["env_steps"] == n_logged
+    assert log.n_steps > n_logged  # appended after the old episodes, nothing lost
+    assert EpisodeDataset(out / "online.zarr").get_episode(logged.n_episodes - 1)["state"].shape[0] > 0
+    new_versions = log.meta_array("policy_version")[logged.n_episodes:]
+    assert new_versions.max() > max_version  # versions keep increasing across the restart
+
+
+def _updates(ckpt) -> int:
+    try:
+        return int(yaml.safe_load(ckpt.read_text())["num_updates"])
+    except (FileNotFoundError, TypeError, KeyError):
+        return -1
+
+
+def test_bad_episode_message_is_rejected_not_logged(tmp_path, demos):
+    from robotlearn.envs import make_env
+    from robotlearn.rl.bases import make_base
+    from robotlearn.runtime.learner import Learner
+
+    env = make_env(ENV)
+    lc = LearnerConfig(out_dir=str(tmp_path / "run"), tensorboard=False, progress=False)
+    L = Learner(None, ResidualConfig(**TINY), lc, env.env_info, env.observation_space, demos, make_base("zero", env))
+    T = 5
+    good = {"state": np.zeros((T, 24), np.float32), "action": np.zeros((T, 4), np.float32),
+            "base_action": np.zeros((T, 4), np.float32), "reward": np.zeros(T, np.float32),
+            "is_intervention": np.zeros(T, bool)}
+    nan = {**good, "action": np.full((T, 4), np.nan, np.float32)}
+    missing = {k: v for k, v in good.items() if k != "base_action"}
+    meta = dict(success=False, terminated=False, policy_version=0, actor_id="a")
+    n = L.ingest([encode_batch(nan, **meta), encode_batch(missing, **meta), b"garbage", encode_batch(good, **meta)])
+    assert n == T and L.rejected == 3
+    L.close()
+    assert EpisodeDataset(tmp_path / "run" / "online.zarr").n_episodes == 1
+    with pytest.raises(MessageError):
+        decode_batch(b"garbage")
