@@ -61,7 +61,7 @@ def random_actions(env: RobotEnv, n: int, scale: float = 1.0, seed: int = 0) -> 
 
 def reward_type(env: RobotEnv) -> str:
     """'sparse' (1.0 exactly on success, else 0.0; the default) or declared 'dense' shaping."""
-    return getattr(env, "reward_type", "sparse")
+    return env.reward_type
 
 
 # --- checks on one env ------------------------------------------------------

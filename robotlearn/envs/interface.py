@@ -95,6 +95,7 @@ class RobotEnv(gym.Env):
 
     metadata = {"render_modes": []}
     clips_actions = True
+    reward_type = "sparse"  # "sparse": 1.0 on success else 0.0; "dense": the task declares its shaping
 
     env_info: EnvInfo
     observation_space: spaces.Dict
