@@ -90,7 +90,7 @@ def test_killed_actor_is_restarted_and_training_continues(killed_run):
     after, result = killed_run["after"], killed_run["result"]
     pids = after["registrations"]["actor-0"]
     assert pids[0] == killed_run["victim_pid"] and pids[1] != pids[0]
-    assert after["registrations"]["actor-1"] == after["registrations"]["actor-1"][:1]  # the other was untouched
+    assert len(after["registrations"]["actor-1"]) == 1  # the other worker was untouched
     assert result["version"] > killed_run["version_at_kill"]  # the learner kept training and publishing
     a0 = result["actors"][0]
     assert a0["incarnation"] == 1 and a0["pid"] == pids[1] and a0["steps"] > 0

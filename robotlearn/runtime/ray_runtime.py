@@ -53,12 +53,12 @@ def _json_cfg(cfg: Any) -> str:
 class ActorWorker:
     """One env + base + residual policy copy running `run_actor`; restarted by Ray on failure."""
 
-    def __init__(self, hub: str, env_name: str, env_kwargs_json: str, base_spec: str, rl_json: str,
+    def __init__(self, hub: str, env_json: str, env_kwargs_json: str, base_spec: str, rl_json: str,
                  actor_json: str, runtime_json: str) -> None:
         import torch
 
         torch.set_num_threads(1)
-        self.hub, self.env_name, self.base_spec = hub, env_name, base_spec
+        self.hub, self.env, self.base_spec = hub, json.loads(env_json), base_spec
         self.env_kwargs = json.loads(env_kwargs_json)
         self.rl = ResidualConfig(**json.loads(rl_json))
         self.cfg = ActorConfig(**json.loads(actor_json))
@@ -73,7 +73,7 @@ class ActorWorker:
         cfg = self.cfg
         if transport.incarnation > 0:  # a restart: new env seeds, and the run-level warm-up is long over
             cfg = dataclasses.replace(cfg, seed=cfg.seed + 100_000 * transport.incarnation, warmup_env_steps=0)
-        env = make_env(self.env_name, **self.env_kwargs)
+        env = make_env(self.env, **self.env_kwargs)
         try:
             stats = run_actor(transport, env, make_base(self.base_spec, env, seed=cfg.seed), self.rl, cfg,
                               stop=transport.should_stop)
@@ -87,7 +87,7 @@ class ActorWorker:
 class LearnerWorker:
     """`run_learner` with the Ray transport; writes the zarr log and checkpoints on its node."""
 
-    def run(self, hub: str, env_name: str, env_kwargs_json: str, base_spec: str, rl_json: str,
+    def run(self, hub: str, env_json: str, env_kwargs_json: str, base_spec: str, rl_json: str,
             learner_json: str, demos: str | None, threads: int) -> str:
         import torch
 
@@ -98,7 +98,7 @@ class LearnerWorker:
         torch.set_num_threads(threads)
         rl = ResidualConfig(**json.loads(rl_json))
         cfg = LearnerConfig(**json.loads(learner_json))
-        env = make_env(env_name, **json.loads(env_kwargs_json))  # declared spaces; base for demo relabelling
+        env = make_env(json.loads(env_json), **json.loads(env_kwargs_json))  # declared spaces; base for demo relabelling
         try:
             base = make_base(base_spec, env, seed=cfg.seed) if demos else None
             result = run_learner(RayLearnerTransport(hub), rl, cfg, env.env_info, env.observation_space, demos, base,
@@ -115,10 +115,10 @@ class RayRun:
     Split so tests and dashboards can look at `hub_stats()` or kill a worker mid-run.
     """
 
-    def __init__(self, env_name: str, base_spec: str, rl: ResidualConfig, learner_cfg: LearnerConfig,
+    def __init__(self, env: str | dict, base_spec: str, rl: ResidualConfig, learner_cfg: LearnerConfig,
                  actor_cfg: ActorConfig, runtime: RayRuntimeConfig, demos: str | None = None,
                  env_kwargs: dict | None = None) -> None:
-        self.env_name, self.base_spec, self.rl = env_name, base_spec, rl
+        self.env, self.base_spec, self.rl = env, base_spec, rl
         self.learner_cfg, self.actor_cfg, self.rt = learner_cfg, actor_cfg, runtime
         # workers may run elsewhere (another cwd, another node with a shared FS): pass absolute paths
         self.learner_cfg = dataclasses.replace(learner_cfg, out_dir=os.path.abspath(learner_cfg.out_dir))
@@ -137,17 +137,17 @@ class RayRun:
         # workers get the hub by name, not handle: restart arguments then hold no object-store refs
         self.hub_name = f"robotlearn-hub-{uuid.uuid4().hex[:8]}"
         self.hub = make_hub(self.rt.max_queue_mb << 20, name=self.hub_name)
-        env_kwargs = json.dumps(self.env_kwargs)
+        env_json, env_kwargs = json.dumps(self.env), json.dumps(self.env_kwargs)
         rl_json = _json_cfg(self.rl)
         learner_json = _json_cfg(dataclasses.replace(self.learner_cfg, progress=False))  # no tqdm in a worker log
         self.learner = LearnerWorker.options(num_cpus=self.rt.learner_cpus, num_gpus=gpus, max_restarts=0).remote()
-        self.learner_ref = self.learner.run.remote(self.hub_name, self.env_name, env_kwargs, self.base_spec, rl_json,
+        self.learner_ref = self.learner.run.remote(self.hub_name, env_json, env_kwargs, self.base_spec, rl_json,
                                                    learner_json, self.demos, self.rt.learner_threads)
         restarts = self.rt.max_restarts
         for i in range(self.rt.num_actors):
             cfg_i = dataclasses.replace(self.actor_cfg, actor_id=f"actor-{i}", seed=self.actor_cfg.seed + 1000 * i)
             a = ActorWorker.options(num_cpus=self.rt.actor_cpus, max_restarts=restarts, max_task_retries=restarts).remote(
-                self.hub_name, self.env_name, env_kwargs, self.base_spec, rl_json, _json_cfg(cfg_i), _json_cfg(self.rt))
+                self.hub_name, env_json, env_kwargs, self.base_spec, rl_json, _json_cfg(cfg_i), _json_cfg(self.rt))
             self.actors.append(a)
             self.actor_refs.append(a.run.remote())
         self.t0 = time.time()
@@ -253,12 +253,44 @@ class RayRun:
             ray.shutdown()
 
 
-def run_ray(env_name: str, base_spec: str, rl: ResidualConfig, learner_cfg: LearnerConfig, actor_cfg: ActorConfig,
+def run_ray(env: str | dict, base_spec: str, rl: ResidualConfig, learner_cfg: LearnerConfig, actor_cfg: ActorConfig,
             runtime: RayRuntimeConfig, demos: str | None = None, env_kwargs: dict | None = None,
             progress: bool = True) -> dict[str, Any]:
-    """The Ray counterpart of `local.run_local`: same configs, same loops, same outputs in `learner_cfg.out_dir`."""
-    run = RayRun(env_name, base_spec, rl, learner_cfg, actor_cfg, runtime, demos, env_kwargs)
+    """The Ray counterpart of `local.run_local`: same configs, same loops, same outputs in `learner_cfg.out_dir`.
+
+    `env` is a registered name or an env config dict (`_target_` + kwargs), as `make_env` takes.
+    """
+    run = RayRun(env, base_spec, rl, learner_cfg, actor_cfg, runtime, demos, env_kwargs)
     try:
         return run.start().wait(progress=progress)
     finally:
         run.shutdown()
+
+
+def ray_runtime_config(runtime: Any) -> RayRuntimeConfig:
+    """configs/runtime/ray.yaml content (dict, DictConfig or RayRuntimeConfig) -> a validated RayRuntimeConfig."""
+    if isinstance(runtime, RayRuntimeConfig):
+        return runtime
+    from robotlearn.cli.config import to_dataclass
+
+    return to_dataclass(runtime, RayRuntimeConfig)
+
+
+def launch(cfg: Any, progress: bool = True) -> dict[str, Any]:
+    """`robotlearn finetune runtime=ray`: run the fine-tune described by the finetune config on Ray.
+
+    Reads `cfg.env` (name or env config dict), `cfg.base`, `cfg.demos`, `cfg.rl`
+    (ResidualConfig), `cfg.learner` (LearnerConfig), `cfg.actor` (ActorConfig),
+    optional `cfg.env_kwargs`, and `cfg.runtime` (configs/runtime/ray.yaml).
+    """
+    missing = [k for k in ("env", "base", "rl", "learner", "actor", "runtime") if not hasattr(cfg, k)]
+    if missing:
+        raise ValueError(f"launch(cfg): the finetune config lacks {missing}")
+    env = cfg.env
+    if not isinstance(env, (str, dict)):  # an OmegaConf node from a hydra `env:` group
+        from omegaconf import OmegaConf
+
+        env = OmegaConf.to_container(env, resolve=True)
+    return run_ray(env, cfg.base, cfg.rl, cfg.learner, cfg.actor, ray_runtime_config(cfg.runtime),
+                   demos=getattr(cfg, "demos", None) or None, env_kwargs=getattr(cfg, "env_kwargs", None),
+                   progress=progress)

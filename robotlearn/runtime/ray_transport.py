@@ -167,7 +167,7 @@ class RayActorTransport(ActorTransport):
         self._inflight: list = []
         self._version = -1
         self._query = None  # ref to hub.latest(...)
-        self._last_query = 0.0
+        self._next_check = 0.0  # monotonic time before which poll_weights makes no Ray call
         self._fetch: tuple[int, Any] | None = None  # (version, ref to payload bytes)
         self.stop_requested = False
 
@@ -189,39 +189,45 @@ class RayActorTransport(ActorTransport):
             ray.get(self._inflight.pop(0))
 
     def poll_weights(self) -> WeightsUpdate | None:
-        if self._buf and time.monotonic() - self._last_flush >= self.flush_s:
+        now = time.monotonic()
+        if self._buf and now - self._last_flush >= self.flush_s:
             self.flush()
+        if now < self._next_check:  # the common case: no Ray call at all
+            return None
+        self._next_check = now + self.poll_s
         if self._fetch is None:
-            self._check_query()
+            self._check_query(now)
         if self._fetch is not None:
             version, ref = self._fetch
             ready, _ = ray.wait([ref], timeout=0, fetch_local=True)
             if ready:
                 self._fetch = None
                 self._version = version
+                self._next_check = now  # a newer version may already be waiting
                 return WeightsUpdate(version=version, payload=ray.get(ref))
+            self._next_check = now + min(self.poll_s, 0.002)  # transfer under way: look again soon
         return None
 
-    def _check_query(self) -> None:
-        now = time.monotonic()
+    def _check_query(self, now: float) -> None:
+        """Advance the one in-flight `hub.latest` query; start a new one when none is pending."""
         if self._query is None:
-            if now - self._last_query >= self.poll_s:
-                self._query = self.hub.latest.remote(self._version)
-                self._last_query = now
-            return
+            self._query = self.hub.latest.remote(self._version)
         ready, _ = ray.wait([self._query], timeout=0)
         if not ready:
+            self._next_check = now + min(self.poll_s, 0.002)  # answer due within ~1 ms: look again soon
             return
         version, ref_list, stop = ray.get(self._query)
         self._query = None
         self.stop_requested = bool(stop)
         if version is not None and version > self._version:
             self._fetch = (version, ref_list[0])
+            self._next_check = now  # start the fetch on the next call
 
     def should_stop(self) -> bool:
         """True once the driver asked actors to finish (seen through the weights poll)."""
-        if self._fetch is None:
-            self._check_query()
+        if self._fetch is None and time.monotonic() >= self._next_check:
+            self._next_check = time.monotonic() + self.poll_s
+            self._check_query(time.monotonic())
         return self.stop_requested
 
     def heartbeat(self, actor_id: str, stats: dict) -> None:
