@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Optional
 
+from hw_drivers.bases import JointReachBase
 from hw_drivers.finetune_params import FinetuneParams, transport_config
 from hw_drivers.node_common import parse, stop_on_signals
 from hw_drivers.ros2_env import Ros2RobotEnv
@@ -26,11 +27,16 @@ log = logging.getLogger("robotlearn.actor_node")
 
 
 def load_base(fp: FinetuneParams, env):
-    if not fp.base.checkpoint:
+    b = fp.base
+    if b.kind == "zero":
         return ZeroPolicy(env.action_space.shape[0])
-    from robotlearn.policies.checkpoint import load_policy
+    if b.kind == "joint_reach":
+        return JointReachBase.for_env(env, gain=b.gain, bias=b.bias)
+    if b.kind == "checkpoint":
+        from robotlearn.policies.checkpoint import load_policy
 
-    return load_policy(fp.base.checkpoint, env=env)
+        return load_policy(b.checkpoint, env=env)
+    raise ValueError(f"base.kind = {b.kind!r}, expected zero | checkpoint | joint_reach")
 
 
 def run(fp: FinetuneParams, stop) -> dict:

@@ -130,6 +130,16 @@ class SimConfig:
 
 
 @dataclass
+class BridgeConfig:
+    """Safety bridge node (real robots): subscribes robot.command.topic, publishes the controller's topic."""
+
+    output_topic: str = "/forward_position_controller/commands"  # the ros2_control controller's command topic
+    rate_hz: float = 100.0  # the safe target is re-sent at this rate (a hold is a command too)
+    home_service: str = ""  # std_srvs/Trigger the reset service forwards to ("" -> reset only re-arms in place)
+    status_topic: str = "/robotlearn/bridge_status"
+
+
+@dataclass
 class EnvParams:
     """`Ros2RobotEnv` options beyond the robot description."""
 
@@ -147,6 +157,7 @@ class NodeParams:
     robot: RobotDescription
     dds: DdsConfig = field(default_factory=DdsConfig)
     sim: SimConfig = field(default_factory=SimConfig)
+    bridge: BridgeConfig = field(default_factory=BridgeConfig)
     env: EnvParams = field(default_factory=EnvParams)
 
 

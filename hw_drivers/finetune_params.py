@@ -20,9 +20,12 @@ from robotlearn.runtime.learner import LearnerConfig
 
 @dataclass
 class BaseConfig:
-    """The frozen base policy: a `load_policy` checkpoint, or the zero base (residual RL from scratch)."""
+    """The frozen base policy: zero (residual RL from scratch), a `load_policy` checkpoint, or joint_reach."""
 
-    checkpoint: str = ""  # "" -> ZeroPolicy
+    kind: str = "zero"  # zero | checkpoint | joint_reach (hw_drivers/bases.py, reach tasks)
+    checkpoint: str = ""  # kind=checkpoint: a train-bc checkpoint trained on this robot's action space
+    gain: float = 0.5  # joint_reach: fraction of the TCP error corrected per step
+    bias: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # joint_reach: aiming offset (m)
 
 
 @dataclass

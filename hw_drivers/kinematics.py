@@ -20,7 +20,8 @@ class MujocoFK:
         self.model = model
         self.data = mujoco.MjData(model)
         try:
-            self.qadr = np.array([model.jnt_qposadr[model.joint(n).id] for n in joint_names])
+            ids = [model.joint(n).id for n in joint_names]
+            self.qadr, self.dadr = model.jnt_qposadr[ids], model.jnt_dofadr[ids]
             self.site = model.site(site).id
         except KeyError as e:
             raise ValueError(f"forward kinematics: {e} (joints {list(joint_names)}, site {site!r})") from e

@@ -30,8 +30,8 @@ def run(fp: FinetuneParams, stop) -> dict:
     env_info, obs_space, _ = describe(robot, path.stem, fp.robot_params, fp.robot_overrides)
     base = None
     if fp.demos:
-        if not fp.base.checkpoint:
-            raise ValueError("demos need base.checkpoint to relabel their base actions")
+        if fp.base.kind != "checkpoint":
+            raise ValueError("demos need base.kind=checkpoint (a policy to relabel their base actions)")
         from robotlearn.policies.checkpoint import load_policy
 
         base = load_policy(fp.base.checkpoint)

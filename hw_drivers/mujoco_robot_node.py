@@ -14,7 +14,6 @@ the reset service releases (after the e-stop topic has gone back to False).
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import time
 from typing import Optional
@@ -26,16 +25,11 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from hw_drivers.config import NodeParams, load_params
-from hw_drivers.conversions import (
-    MessageFormatError,
-    array_to_image,
-    command_obs_stamp,
-    make_joint_state,
-    parse_command,
-)
+from hw_drivers.command_gate import CommandGate
+from hw_drivers.conversions import MessageFormatError, array_to_image, make_joint_state
 from hw_drivers.kinematics import MujocoFK
 from hw_drivers.ros_runtime import RELIABLE_QOS, RosNode, strip_ros_args
-from hw_drivers.safety import EStopLatch, SafetyLayer, UnsafeCommandError, Watchdog
+from hw_drivers.safety import SafetyLayer
 
 
 class MujocoRobotNode:
@@ -57,12 +51,7 @@ class MujocoRobotNode:
         self.safety = SafetyLayer(r.joint_names, lim.joint_lower, lim.joint_upper, lim.max_velocity,
                                   dt=1.0 / r.control_hz, fk=fk, workspace_low=lim.workspace.low,
                                   workspace_high=lim.workspace.high)
-        self.estop = EStopLatch()
-        self.estop_input = False
-        self.watchdog = Watchdog(r.watchdog_timeout_s)
         self.episode = 0
-        self.n_rejected = 0
-        self.last_error = ""
         self.cameras_enabled = True
         if len(p.sim.gripper_joints) != len(r.gripper.joint_names):
             raise ValueError("sim.gripper_joints must name the task joint of each robot.gripper.joint_names entry")
@@ -72,6 +61,7 @@ class MujocoRobotNode:
 
         self.ros = RosNode(node_name, p.dds, spin=False)
         n = self.ros.node
+        self.gate = CommandGate(p, self.safety, self._q, n.get_logger(), min_dt=1.0 / p.sim.publish_hz)
         self.pub_js = n.create_publisher(JointState, r.state_topic, 10)
         self.pub_success = n.create_publisher(Bool, r.success_topic, 10) if r.success_topic else None
         self.pub_task = n.create_publisher(Float64MultiArray, r.task_state_topic, 10) if r.task_state_topic else None
@@ -79,14 +69,13 @@ class MujocoRobotNode:
         self.pub_cams = [(c, n.create_publisher(CompressedImage if c.msg_type == "compressed" else Image, c.topic, 2))
                          for c in r.cameras]
         cmd_type = JointTrajectory if r.command.msg_type == "joint_trajectory" else Float64MultiArray
-        n.create_subscription(cmd_type, r.command.topic, self._on_command, RELIABLE_QOS)
+        n.create_subscription(cmd_type, r.command.topic, self.gate.on_command, RELIABLE_QOS)
         if r.gripper.command_topic:
             n.create_subscription(Float64MultiArray, r.gripper.command_topic, self._on_gripper, RELIABLE_QOS)
-        n.create_subscription(Bool, r.estop_topic, self._on_estop, RELIABLE_QOS)
+        n.create_subscription(Bool, r.estop_topic, self.gate.on_estop, RELIABLE_QOS)
         n.create_service(Trigger, r.reset_service, self._on_reset)
         n.create_service(SetBool, f"{node_name}/camera_enable", self._on_camera_enable)  # simulates a camera dropout
         self._renderers: dict[str, object] = {}
-        self.latency_ms: collections.deque[float] = collections.deque(maxlen=2000)  # state stamp -> command
 
         self._reset_sim()
         self.t0 = time.monotonic()
@@ -103,69 +92,27 @@ class MujocoRobotNode:
     def _reset_sim(self) -> None:
         self.env.reset(seed=self.p.sim.seed + self.episode)
         self.episode += 1
-        self.target = self._q()
-        self.velocity: Optional[np.ndarray] = None
+        self.gate.reset(self._q())
         self.gripper = -1.0  # normalised: open
-        self.hold = False
-        self.watchdog.disarm()
-        self.last_cmd_time = time.monotonic()
-        self.env.set_joint_targets(self.target, self.gripper)
+        self.env.set_joint_targets(self.gate.target, self.gripper)
 
     # --- callbacks ----------------------------------------------------------
-    def _reject(self, err: Exception) -> None:
-        self.n_rejected += 1
-        self.last_error = str(err)
-        self.ros.node.get_logger().error(f"command rejected, robot not commanded: {err}")
-
-    def _on_command(self, msg) -> None:
-        r = self.p.robot
-        stamp = command_obs_stamp(msg)
-        if stamp is not None:
-            self.latency_ms.append((time.time_ns() - stamp) / 1e6)
-        try:
-            vals = parse_command(msg, r.command, r.joint_names)
-        except (MessageFormatError, UnsafeCommandError) as e:
-            return self._reject(e)
-        if self.estop.engaged:
-            return
-        now = time.monotonic()
-        # robot-side rate limit over the time since the previous command (>= one tick)
-        dt = float(np.clip(now - self.last_cmd_time, 1.0 / self.p.sim.publish_hz, r.watchdog_timeout_s))
-        self.last_cmd_time = now
-        if r.command.mode == "velocity":
-            self.velocity = np.clip(vals, -self.safety.max_velocity, self.safety.max_velocity)
-        else:
-            ref = self._q() if self.hold else self.target
-            try:
-                self.target, _ = self.safety.filter(vals, ref, dt=dt, what=r.command.topic)
-            except UnsafeCommandError as e:
-                return self._reject(e)
-        self.hold = False
-        self.watchdog.feed()
-
     def _on_gripper(self, msg: Float64MultiArray) -> None:
         g = self.p.robot.gripper
         vals = list(msg.data)
         if len(vals) != 1 or not np.isfinite(vals[0]):
-            return self._reject(MessageFormatError(f"{g.command_topic}: expected one finite value, got {vals}"))
-        if self.estop.engaged:
+            return self.gate._reject(MessageFormatError(f"{g.command_topic}: expected one finite value, got {vals}"))
+        if self.gate.estop.engaged:
             return
         lo, hi = min(g.low, g.high), max(g.low, g.high)
         x = float(np.clip(vals[0], lo, hi))
         self.gripper = float(2.0 * (x - g.low) / (g.high - g.low) - 1.0)  # physical -> sim [-1, 1]
 
-    def _on_estop(self, msg: Bool) -> None:
-        self.estop_input = bool(msg.data)
-        if msg.data and not self.estop.engaged:
-            self.estop.trigger(f"{self.p.robot.estop_topic} = True")
-            self.target, self.velocity = self._q(), None
-            self.ros.node.get_logger().warning("E-STOP latched: holding position until reset with e-stop released")
-
     def _on_reset(self, req, resp):
-        if self.estop.engaged and self.estop_input:
-            resp.success, resp.message = False, f"e-stop engaged ({self.p.robot.estop_topic} is still True)"
+        ok, why = self.gate.try_release()
+        if not ok:
+            resp.success, resp.message = False, why
             return resp
-        self.estop.release()
         self._reset_sim()
         resp.success, resp.message = True, json.dumps({"episode": self.episode})
         return resp
@@ -183,15 +130,8 @@ class MujocoRobotNode:
             self.t0 += (due - 1) * self.phys_dt
             self.lag_s += (due - 1) * self.phys_dt
             due = 1
-        if self.watchdog.expired() and not self.hold:
-            self.hold, self.target, self.velocity = True, self._q(), None
-            self.ros.node.get_logger().warning(
-                f"watchdog: no command on {self.p.robot.command.topic} for {self.watchdog.age():.2f}s, holding position")
         for _ in range(max(due, 0)):
-            if self.velocity is not None and not self.hold and not self.estop.engaged:
-                self.target, _ = self.safety.filter(self.target + self.velocity * self.phys_dt, self.target,
-                                                    dt=self.phys_dt)
-            self.env.set_joint_targets(self.target, self.gripper)
+            self.env.set_joint_targets(self.gate.update(self.phys_dt), self.gripper)
             self.env.physics_step()
             self.steps += 1
         self._publish(now)
@@ -227,14 +167,8 @@ class MujocoRobotNode:
         return rend.render().copy()
 
     def _publish_status(self) -> None:
-        status = {
-            "episode": self.episode, "estop": self.estop.engaged, "watchdog_hold": self.hold,
-            "rejected_commands": self.n_rejected, "last_error": self.last_error,
-            "sim_time": self.steps * self.phys_dt, "dropped_sim_time": self.lag_s,
-            "target": [float(x) for x in self.target],
-            "obs_to_command_ms": list(self.latency_ms),  # samples since the previous status
-        }
-        self.latency_ms.clear()
+        status = {"episode": self.episode, "sim_time": self.steps * self.phys_dt, "dropped_sim_time": self.lag_s,
+                  **self.gate.status()}
         self.pub_status.publish(String(data=json.dumps(status)))
 
     def spin(self) -> None:

@@ -11,7 +11,7 @@ from typing import Optional
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -34,13 +34,14 @@ def transitions_qos(depth: int) -> QoSProfile:
 class RosNode:
     """`node` spun by a daemon executor thread in a private rclpy context."""
 
-    def __init__(self, name: str, dds: Optional[DdsConfig] = None, spin: bool = True) -> None:
+    def __init__(self, name: str, dds: Optional[DdsConfig] = None, spin: bool = True, threads: int = 1) -> None:
         if dds is not None:
             apply_dds(dds)
         self.context = Context()
         rclpy.init(context=self.context)
         self.node = Node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context) if threads == 1 else \
+            MultiThreadedExecutor(num_threads=threads, context=self.context)
         self.executor.add_node(self.node)
         self._thread: Optional[threading.Thread] = None
         if spin:

@@ -15,7 +15,7 @@ from hw_drivers.config import ros2_config_path as config  # installed with the r
 
 def generate_launch_description():
     return LaunchDescription([
-        DeclareLaunchArgument("params", default_value=config("finetune_panda_sim.yaml"),
+        DeclareLaunchArgument("params", default_value=config("finetune_panda_real.yaml"),
                               description="finetune YAML (robot params, transport, rl, learner)"),
         Node(package="robotlearn", executable="robotlearn-learner-node", output="screen",
              arguments=["--params", LaunchConfiguration("params")]),

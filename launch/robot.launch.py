@@ -1,15 +1,16 @@
-"""On the robot's computer: the actor node (Ros2RobotEnv + base + residual) next to the robot driver.
+"""On the robot's computer: the safety bridge + the actor node (Ros2RobotEnv + base + residual).
 
-    ros2 launch robotlearn robot.launch.py params:=/path/to/finetune.yaml
-    ros2 launch robotlearn robot.launch.py sim:=true     # serve the MuJoCo robot too (no hardware)
+    ros2 launch robotlearn robot.launch.py params:=/path/to/finetune.yaml robot_params:=/path/to/robot.yaml
+    ros2 launch robotlearn robot.launch.py sim:=true     # the MuJoCo robot instead of hardware + bridge
 
 The real driver (e.g. franka_ros2 with ros2_control forward controllers) is started by its own
-launch file; this one only adds what robotlearn needs. Same executables and YAML files as the
-console scripts `robotlearn-actor-node --params ...` / `robotlearn-mujoco-robot --params ...`.
+launch file; this one adds what robotlearn needs: the safety bridge between the env and the
+controller, and the actor. Same executables and YAML files as the console scripts
+`robotlearn-safety-bridge`, `robotlearn-actor-node`, `robotlearn-mujoco-robot` with `--params ...`.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
+from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -18,11 +19,15 @@ from hw_drivers.config import ros2_config_path as config  # installed with the r
 
 def generate_launch_description():
     return LaunchDescription([
-        DeclareLaunchArgument("params", default_value=config("finetune_panda_sim.yaml"),
+        DeclareLaunchArgument("params", default_value=config("finetune_panda_real.yaml"),
                               description="finetune YAML read by the actor (names the robot params file)"),
-        DeclareLaunchArgument("robot_params", default_value=config("panda_sim.yaml"),
-                              description="robot description YAML for the MuJoCo robot (sim:=true)"),
-        DeclareLaunchArgument("sim", default_value="false", description="also start the MuJoCo robot node"),
+        DeclareLaunchArgument("robot_params", default_value=config("panda_real.yaml"),
+                              description="robot description YAML (the same file the finetune YAML names)"),
+        DeclareLaunchArgument("sim", default_value="false",
+                              description="serve the MuJoCo robot (robot_params:=.../panda_sim.yaml) instead of a bridge"),
+        Node(package="robotlearn", executable="robotlearn-safety-bridge", output="screen",
+             arguments=["--params", LaunchConfiguration("robot_params")],
+             condition=UnlessCondition(LaunchConfiguration("sim"))),
         Node(package="robotlearn", executable="robotlearn-mujoco-robot", output="screen",
              arguments=["--params", LaunchConfiguration("robot_params")],
              condition=IfCondition(LaunchConfiguration("sim"))),

@@ -28,6 +28,7 @@ setup(
     entry_points={
         "console_scripts": [  # the same names as the repository's pyproject [project.scripts]
             "robotlearn-mujoco-robot = hw_drivers.mujoco_robot_node:main",
+            "robotlearn-safety-bridge = hw_drivers.safety_bridge_node:main",
             "robotlearn-actor-node = hw_drivers.actor_node:main",
             "robotlearn-learner-node = hw_drivers.learner_node:main",
             "robotlearn-ros2-dry-run = hw_drivers.dry_run:main",

@@ -58,7 +58,8 @@ def test_launch_file_executables_and_params_exist(path):
     ament = setup_entry_points()
     for exe in execs:
         assert exe in ament, f"{path.name}: {exe} not an entry point in launch/setup.py"
-        assert scripts.get(exe) == ament[exe], f"{path.name}: {exe} differs between pyproject and launch/setup.py"
+        if exe in scripts:  # console scripts of the pip install must start the same function
+            assert scripts[exe] == ament[exe], f"{path.name}: {exe} differs between pyproject and launch/setup.py"
         module, fn = ament[exe].split(":")
         assert callable(getattr(importlib.import_module(module), fn))
     for name in configs:

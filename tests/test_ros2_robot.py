@@ -194,3 +194,18 @@ def test_silenced_camera_raises_a_clear_stale_error(robot):
         fut = cli.call_async(SetBool.Request(data=True))
         wait_until(fut.done, 5, "camera_enable response")
     env.reset(seed=6)  # the camera is back: usable again
+
+
+def test_joint_reach_base_drives_the_tcp_to_the_target(robot):
+    from hw_drivers.bases import JointReachBase
+
+    env = robot[0]
+    base = JointReachBase.for_env(env, gain=1.0)
+    obs, _ = env.reset(seed=7)
+    d0 = np.linalg.norm(obs["state"][-3:])  # |target - TCP|
+    for _ in range(env.horizon):
+        obs, _, term, trunc, info = env.step(base.act(obs)[0])
+        if term or trunc:
+            break
+    d1 = np.linalg.norm(obs["state"][-3:])
+    assert d1 < 0.5 * d0 or info["success"], (d0, d1)

@@ -209,3 +209,14 @@ def test_weights_version_read_from_header_only():
         weights_version(encode_batch({"a": np.zeros(2)}))
     with pytest.raises(MessageError):
         weights_version(b"\x00" * 4)
+
+
+def test_every_shipped_ros2_config_loads():
+    from robotlearn.envs import env_config
+
+    for path in sorted((REPO / "configs/ros2").glob("*.yaml")):
+        (load_finetune if path.name.startswith("finetune") else load_params)(path)
+    for path in sorted((REPO / "configs/env/ros2").glob("*.yaml")):
+        cfg = env_config(f"ros2/{path.stem}")
+        assert cfg["_target_"] == "hw_drivers.ros2_env.Ros2RobotEnv"
+        load_params(REPO / "configs" / cfg["params"], cfg["overrides"])

@@ -1,0 +1,110 @@
+"""The safety bridge (for real robots) in front of a controller, here the MuJoCo robot node:
+env -> /robotlearn/joint_command -> bridge -> /forward_position_controller/commands -> robot.
+All three are separate processes / nodes over real DDS on loopback."""
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from std_msgs.msg import Bool, Float64MultiArray
+
+from hw_drivers.config import DdsConfig
+from hw_drivers.processes import Watcher, start, stop, wait_until
+from hw_drivers.ros2_env import Ros2RobotEnv
+from hw_drivers.ros_runtime import RELIABLE_QOS, RosNode
+from robotlearn.envs import EnvError
+
+REPO = Path(__file__).resolve().parents[1]
+DOMAIN = 200 + os.getpid() % 30
+BRIDGE_STATUS = "/robotlearn/bridge_status"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bridge")
+    sim = yaml.safe_load((REPO / "configs/ros2/panda_sim.yaml").read_text())
+    sim["robot"]["watchdog_timeout_s"] = 2.0  # the bridge's watchdog is the one under test
+    (tmp / "sim.yaml").write_text(yaml.safe_dump(sim))
+    real = yaml.safe_load((REPO / "configs/ros2/panda_sim.yaml").read_text())
+    real["robot"].update(reset_service="/robotlearn/reset", control_hz=50.0)
+    real["robot"]["command"]["topic"] = "/robotlearn/joint_command"
+    real["robot"]["staleness"]["state_s"] = 1.0
+    real["bridge"] = {"output_topic": "/forward_position_controller/commands", "rate_hz": 100.0,
+                      "home_service": "/robot/reset", "status_topic": BRIDGE_STATUS}
+    real["env"]["horizon"] = 30
+    (tmp / "real.yaml").write_text(yaml.safe_dump(real))
+    robot = start("mujoco_robot_node", ["--params", str(tmp / "sim.yaml"), "--domain-id", str(DOMAIN)], DOMAIN,
+                  tmp / "robot.log")
+    bridge = start("safety_bridge_node", ["--params", str(tmp / "real.yaml"), "--domain-id", str(DOMAIN)], DOMAIN,
+                   tmp / "bridge.log")
+    watcher = Watcher(DOMAIN, status_topic=BRIDGE_STATUS)
+    helper = RosNode("bridge_test_helper", DdsConfig(domain_id=DOMAIN))
+    env = None
+    try:
+        wait_until(lambda: watcher.last("status"), 60, "bridge status", (robot, bridge))
+        env = Ros2RobotEnv(str(tmp / "real.yaml"), overrides={"dds.domain_id": DOMAIN})
+        yield env, watcher, helper
+    finally:
+        if env is not None:
+            env.close()
+        helper.close()
+        watcher.close()
+        stop(bridge)
+        stop(robot)
+        for name in ("bridge", "robot"):
+            print(f"----- {name} -----\n{(tmp / f'{name}.log').read_text()[-2000:]}")
+
+
+def fresh_status(watcher, cond, what, timeout=5.0):
+    t = time.monotonic()
+    return wait_until(lambda: next((s for s in watcher.since("status", t) if cond(s)), None), timeout, what)
+
+
+def test_commands_flow_through_the_bridge_and_it_holds_when_they_stop(setup):
+    env, watcher, _ = setup
+    obs, _ = env.reset(seed=0)
+    q0 = obs["state"][:7].copy()
+    a = np.zeros(8, np.float32)
+    a[0] = 1.0
+    for _ in range(10):
+        obs, *_ = env.step(a)
+    assert obs["state"][0] - q0[0] > 0.1  # the robot moved through the bridge
+    fresh_status(watcher, lambda s: s["watchdog_hold"], "bridge watchdog hold")
+    q1 = env._observe()["state"][:7]
+    time.sleep(0.5)
+    np.testing.assert_allclose(env._observe()["state"][:7], q1, atol=2e-3)
+
+
+def test_bridge_rejects_bad_commands(setup):
+    env, watcher, helper = setup
+    env.reset(seed=1)
+    before = fresh_status(watcher, lambda s: True, "status")
+    pub = helper.node.create_publisher(Float64MultiArray, "/robotlearn/joint_command", RELIABLE_QOS)
+    wait_until(lambda: pub.get_subscription_count() > 0, 5, "bridge subscription")
+    pub.publish(Float64MultiArray(data=[float("nan")] * 7))
+    pub.publish(Float64MultiArray(data=[0.0] * 3))
+    after = fresh_status(watcher, lambda s: s["rejected_commands"] >= before["rejected_commands"] + 2, "rejections")
+    assert "/robotlearn/joint_command" in after["last_error"]
+    np.testing.assert_allclose(after["target"], before["target"], atol=1e-9)
+
+
+def test_bridge_estop_latches_until_released_and_reset_homes(setup):
+    env, watcher, helper = setup
+    env.reset(seed=2)
+    env.trigger_estop("test")
+    st = fresh_status(watcher, lambda s: s["estop"], "bridge e-stop")
+    pub = helper.node.create_publisher(Float64MultiArray, "/robotlearn/joint_command", RELIABLE_QOS)
+    wait_until(lambda: pub.get_subscription_count() > 0, 5, "bridge subscription")
+    pub.publish(Float64MultiArray(data=[x + 0.05 for x in st["target"]]))
+    time.sleep(0.3)
+    np.testing.assert_allclose(fresh_status(watcher, lambda s: True, "status")["target"], st["target"])
+    with pytest.raises(EnvError, match="e-stop engaged"):
+        env.reset(seed=2)
+    env.pub_estop.publish(Bool(data=False))
+    time.sleep(0.2)
+    obs, _ = env.reset(seed=2)  # forwarded to the robot's homing service (the sim node's reset)
+    assert not fresh_status(watcher, lambda s: True, "status")["estop"]
+    _, _, term, _, _ = env.step(np.zeros(8, np.float32))
+    assert not term
