@@ -192,7 +192,7 @@ class RayRun:
 
             bar = tqdm(total=self.learner_cfg.max_env_steps or None, unit="step", desc=f"ray x{self.rt.num_actors}")
         deadline = None if timeout is None else time.time() + timeout
-        all_actors_gone = None
+        stopping = False
         try:
             while True:
                 ready, _ = ray.wait([self.learner_ref], timeout=1.0)
@@ -203,15 +203,13 @@ class RayRun:
                     bar.refresh()
                 if ready:
                     break
-                done, _ = ray.wait(self.actor_refs, num_returns=len(self.actor_refs), timeout=0)
-                if len(done) == len(self.actor_refs):  # every actor finished or ran out of restarts
-                    all_actors_gone = all_actors_gone or time.time()
-                    if time.time() - all_actors_gone > self.rt.stop_timeout_s:
-                        ray.get(self.hub.request_stop.remote())  # let the learner checkpoint and return
-                        errors = [a.get("error") for a in self._actor_results() if "error" in a]
-                        raise RuntimeError(f"all {len(self.actor_refs)} Ray actor workers ended before the learner "
-                                           f"finished (errors: {errors}); raise runtime.max_restarts or the "
-                                           f"actors' max_env_steps")
+                if not stopping and self._no_actor_left():
+                    # no data can come any more: let the learner checkpoint and return what it has
+                    errors = [a["error"] for a in self._actor_results() if "error" in a]
+                    print(f"ray runtime: every actor worker has ended, some for good ({errors}); stopping the learner. "
+                          f"Raise runtime.max_restarts to survive more crashes.", flush=True)
+                    self.request_stop()
+                    stopping = True
                 if deadline is not None and time.time() > deadline:
                     raise TimeoutError(f"Ray fine-tune did not finish within {timeout} s")
             result = json.loads(ray.get(self.learner_ref))  # raises the learner's error, if any
@@ -223,6 +221,11 @@ class RayRun:
         result["hub"] = self.hub_stats()
         result["wall_s"] = time.time() - self.t0
         return result
+
+    def _no_actor_left(self) -> bool:
+        """True when every actor's run ended and at least one ended in an error (restarts used up)."""
+        done, _ = ray.wait(self.actor_refs, num_returns=len(self.actor_refs), timeout=0)
+        return len(done) == len(self.actor_refs) and any("error" in a for a in self._actor_results())
 
     def _stop_actors(self) -> list[dict[str, Any]]:
         ray.get(self.hub.request_stop.remote())
