@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import yaml
 from conformance import CHECKS  # tests/ is on sys.path
+from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool
 
@@ -19,7 +20,7 @@ from hw_drivers.config import DdsConfig
 from hw_drivers.processes import Watcher, start, stop, wait_until
 from hw_drivers.ros2_env import Ros2RobotEnv
 from hw_drivers.ros_runtime import RELIABLE_QOS, RosNode
-from hw_drivers.sensors import StaleObservationError
+from hw_drivers.sensors import BadMessageError, StaleObservationError
 from robotlearn.envs import EnvError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -189,6 +190,13 @@ def test_silenced_camera_raises_a_clear_stale_error(robot):
         env.step(np.zeros(8, np.float32))
         time.sleep(1.5)  # camera_s is 1.0 s; the joint states keep flowing
         with pytest.raises(StaleObservationError, match=f"{CAM_TOPIC}: last message is .*s old"):
+            env.step(np.zeros(8, np.float32))
+        # a rogue frame of the wrong size is an error naming the topic, not an observation
+        pub = helper.node.create_publisher(Image, CAM_TOPIC, 10)
+        wait_until(lambda: pub.get_subscription_count() > 0, 5, "camera subscriber")
+        pub.publish(Image(height=16, width=16, encoding="rgb8", step=48, data=bytes(16 * 16 * 3)))
+        time.sleep(0.2)
+        with pytest.raises(BadMessageError, match=f"{CAM_TOPIC}: image is 16x16, expected 32x32"):
             env.step(np.zeros(8, np.float32))
     finally:
         fut = cli.call_async(SetBool.Request(data=True))

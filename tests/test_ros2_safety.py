@@ -220,3 +220,24 @@ def test_every_shipped_ros2_config_loads():
         cfg = env_config(f"ros2/{path.stem}")
         assert cfg["_target_"] == "hw_drivers.ros2_env.Ros2RobotEnv"
         load_params(REPO / "configs" / cfg["params"], cfg["overrides"])
+
+
+def test_joy_intervention_maps_axes_behind_a_deadman(tmp_path):
+    from sensor_msgs.msg import Joy
+
+    from hw_drivers.ros2_env import Ros2RobotEnv
+
+    iv = {"msg_type": "joy", "topic": "/joy", "deadman_button": 1, "axes": [0, 1, -1, -1, -1, -1, -1, 2],
+          "scale": 0.5}
+    env = Ros2RobotEnv(str(PARAMS), overrides={"robot.intervention": iv, "dds.domain_id": 231})
+    try:
+        cfg = env.p.robot.intervention
+        assert env._intervention(Joy(axes=[1.0, -0.4, 3.0], buttons=[1, 0]), cfg) is None  # deadman released
+        a = env._intervention(Joy(axes=[1.0, -0.4, 3.0], buttons=[0, 1]), cfg)
+        np.testing.assert_allclose(a, [0.5, -0.2, 0, 0, 0, 0, 0, 1.0])  # scaled, unmapped 0, clipped to 1
+        with pytest.raises(UnsafeCommandError):
+            env._intervention(Joy(axes=[float("nan"), 0.0, 0.0], buttons=[0, 1]), cfg)
+    finally:
+        env.close()
+    with pytest.raises(Exception, match="one entry per action dimension"):
+        Ros2RobotEnv(str(PARAMS), overrides={"robot.intervention": {**iv, "axes": [0, 1]}, "dds.domain_id": 231})
