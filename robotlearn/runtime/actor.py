@@ -59,6 +59,61 @@ class EpisodeRecorder:
         return {k: np.stack(v) for k, v in self.steps.items()}
 
 
+class Actor:
+    """One env + frozen base + residual copy. `step()` is one control step; `run_actor` loops it.
+
+    Kept as a class so a benchmark can drive exactly this code in lock-step with a learner.
+    """
+
+    def __init__(self, env: RobotEnv, base: BasePolicy, rl: ResidualConfig, cfg: ActorConfig) -> None:
+        self.env, self.cfg = env, cfg
+        state_dim = int(env.observation_space[STATE_KEY].shape[0])
+        self.policy = ResidualPolicy(state_dim, int(env.action_space.shape[0]), rl, seed=cfg.seed)
+        self.stepper = ChunkStepper(base, cfg.n_action_steps or None)
+        self.warmup = rl.warmup_env_steps if cfg.warmup_env_steps < 0 else cfg.warmup_env_steps
+        self.steps = self.episodes = self.successes = 0
+        self.recent: deque[float] = deque(maxlen=20)
+        self.t_start = time.time()
+        self._new_episode()
+
+    def _new_episode(self) -> None:
+        self.obs, _ = self.env.reset(seed=self.cfg.seed + self.episodes)
+        self.stepper.reset()
+        self.rec = EpisodeRecorder()
+        self.ep_start, self.ep_version = time.time(), self.policy.version
+
+    def load_weights(self, payload: bytes) -> None:
+        version, tensors, _ = decode_weights(payload)
+        self.policy.load_weights(tensors, version)
+
+    def step(self) -> bytes | None:
+        """One control step; returns the encoded episode when this step ended it (then resets)."""
+        base_action = self.stepper.next_action(self.obs)  # (A,)
+        mode = "warmup" if self.steps < self.warmup else "train"
+        action = self.policy.act(self.obs[STATE_KEY], base_action, mode)
+        next_obs, reward, terminated, truncated, info = self.env.step(action)
+        executed = np.asarray(info.get("intervention_action", action), np.float32)  # a human took over
+        self.rec.add(self.obs, executed, base_action, reward, info.get("is_intervention", False))
+        self.obs = next_obs
+        self.steps += 1
+        if not (terminated or truncated):
+            return None
+        success = bool(info.get("success", False))
+        payload = encode_batch(self.rec.arrays(), success=success, terminated=bool(terminated),
+                               policy_version=int(self.policy.version), policy_version_start=int(self.ep_version),
+                               actor_id=self.cfg.actor_id, start_time=self.ep_start, end_time=time.time(),
+                               warmup=mode == "warmup")
+        self.episodes += 1
+        self.successes += success
+        self.recent.append(float(success))
+        self._new_episode()
+        return payload
+
+    def stats(self) -> dict[str, Any]:
+        return _stats(self.steps, self.episodes, self.successes, self.recent, self.policy.version,
+                      time.time() - self.t_start)
+
+
 def run_actor(transport: ActorTransport, env: RobotEnv, base: BasePolicy, rl: ResidualConfig,
               cfg: ActorConfig | None = None, stop: StopFlag | None = None) -> dict[str, Any]:
     """Act until `stop` is set or `cfg.max_env_steps` is reached; returns final stats.
@@ -68,58 +123,22 @@ def run_actor(transport: ActorTransport, env: RobotEnv, base: BasePolicy, rl: Re
     actor_id=, ...)`. A partial episode at stop is dropped, never sent.
     """
     cfg = cfg or ActorConfig()
-    state_dim = int(env.observation_space[STATE_KEY].shape[0])
-    action_dim = int(env.action_space.shape[0])
-    policy = ResidualPolicy(state_dim, action_dim, rl, seed=cfg.seed)
-    stepper = ChunkStepper(base, cfg.n_action_steps or None)
-    warmup = rl.warmup_env_steps if cfg.warmup_env_steps < 0 else cfg.warmup_env_steps
+    actor = Actor(env, base, rl, cfg)
     hz = env.control_hz if cfg.pace_hz < 0 else cfg.pace_hz
     period = 1.0 / hz if hz > 0 else 0.0
-
-    steps = episodes = successes = 0
-    recent: deque[float] = deque(maxlen=20)
-    t_start = last_beat = time.time()
-    next_tick = time.perf_counter()
-    rec = EpisodeRecorder()
-    obs, _ = env.reset(seed=cfg.seed)
-    stepper.reset()
-    ep_start, ep_version = time.time(), policy.version
-
+    last_beat, next_tick = time.time(), time.perf_counter()
     while not _should_stop(stop):
         update = transport.poll_weights()  # non-blocking; latest wins
         if update is not None:
-            version, tensors, _ = decode_weights(update.payload)
-            policy.load_weights(tensors, version)
-
-        base_action = stepper.next_action(obs)  # (A,)
-        mode = "warmup" if steps < warmup else "train"
-        action = policy.act(obs[STATE_KEY], base_action, mode)
-        next_obs, reward, terminated, truncated, info = env.step(action)
-        executed = np.asarray(info.get("intervention_action", action), np.float32)  # a human took over
-        rec.add(obs, executed, base_action, reward, info.get("is_intervention", False))
-        obs = next_obs
-        steps += 1
-
-        if terminated or truncated:
-            success = bool(info.get("success", False))
-            payload = encode_batch(rec.arrays(), success=success, terminated=bool(terminated),
-                                   policy_version=int(policy.version), policy_version_start=int(ep_version),
-                                   actor_id=cfg.actor_id, start_time=ep_start, end_time=time.time(),
-                                   warmup=mode == "warmup")
+            actor.load_weights(update.payload)
+        payload = actor.step()
+        if payload is not None:
             transport.send_transitions(payload)
-            episodes += 1
-            successes += success
-            recent.append(float(success))
-            rec = EpisodeRecorder()
-            if cfg.max_env_steps and steps >= cfg.max_env_steps:
+            if cfg.max_env_steps and actor.steps >= cfg.max_env_steps:
                 break
-            obs, _ = env.reset(seed=cfg.seed + episodes)
-            stepper.reset()
-            ep_start, ep_version = time.time(), policy.version
-
         now = time.time()
         if now - last_beat >= cfg.heartbeat_s:
-            transport.heartbeat(cfg.actor_id, _stats(steps, episodes, successes, recent, policy.version, now - t_start))
+            transport.heartbeat(cfg.actor_id, actor.stats())
             last_beat = now
         if period:  # hold the control rate; never sleep to wait for the learner
             next_tick += period
@@ -128,8 +147,7 @@ def run_actor(transport: ActorTransport, env: RobotEnv, base: BasePolicy, rl: Re
                 time.sleep(delay)
             else:
                 next_tick = time.perf_counter()  # fell behind: do not try to catch up with a burst
-
-    stats = _stats(steps, episodes, successes, recent, policy.version, time.time() - t_start)
+    stats = actor.stats()
     transport.heartbeat(cfg.actor_id, {**stats, "done": True})
     return stats
 

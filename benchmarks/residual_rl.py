@@ -1,0 +1,243 @@
+"""Sample efficiency of residual RL: base + residual vs RLPD-style from scratch vs the frozen base.
+
+Per task: noisy scripted demos -> a BC base (aimed at 30-70% success) -> for each
+seed, three methods on the same demos:
+  residual  frozen BC base + residual actor (ResFiT recipe), demos relabelled with the base
+  scratch   zero base + full-range actor (configs/rl/rlpd.yaml): RLPD-style, same demos
+  base      the frozen BC base alone
+Success over `eval_episodes` episodes is measured every `eval_every` env steps.
+The RL runs drive the real `Actor` and `Learner` classes in lock-step (exact UTD,
+reproducible curves); a separate short async run (actor process + learner)
+measures learner updates/s and actor steps/s running concurrently.
+
+Profiles (stated in the output):
+  cpu    state obs, rl=cpu (2 critics, UTD 2), 2 seeds, 10k (reach) / 20k (lift) steps; ~45 min on a free 2-core CPU
+  gpu    state obs, rl=resfit (10 critics, UTD 4: the default recipe), 3 seeds, 50k steps
+  smoke  a tiny run for development
+
+    .venv/bin/python benchmarks/residual_rl.py --profile cpu [--tasks sim/reach sim/lift] [--seeds 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from robotlearn.envs import make_env
+from robotlearn.policies.rollout import evaluate
+from robotlearn.rl.bases import make_base
+from robotlearn.rl.evaluate import BasePlusResidual
+from robotlearn.rl.residual import ResidualConfig, ResidualPolicy
+from robotlearn.runtime.actor import Actor, ActorConfig
+from robotlearn.runtime.learner import Learner, LearnerConfig
+from robotlearn.runtime.messages import encode_weights
+from robotlearn.runtime.transport import WeightsUpdate
+
+TASKS = {  # demos + BC sized so the base lands at roughly 30-70% success
+    "sim/reach": dict(demo_episodes=30, demo_noise=0.8, bc_steps=500),
+    "sim/lift": dict(demo_episodes=30, demo_noise=0.8, bc_steps=1000),
+}
+PROFILES = {
+    "cpu": dict(rl="cpu", seeds=2, steps={"sim/reach": 10_000, "sim/lift": 20_000}, eval_every=2000, eval_episodes=50,
+                rate_updates=300),
+    "gpu": dict(rl="resfit", seeds=3, steps={"sim/reach": 50_000, "sim/lift": 50_000}, eval_every=5000,
+                eval_episodes=50, rate_updates=2000),
+    "smoke": dict(rl="pipeline", seeds=1, steps={"sim/reach": 1500, "sim/lift": 1500}, eval_every=500, eval_episodes=10,
+                  rate_updates=100),
+}
+TARGET = 0.95
+
+
+def rl_config(name: str, scratch: bool) -> ResidualConfig:
+    from robotlearn.cli.config import compose, to_dataclass
+
+    cfg = to_dataclass(compose("finetune", [f"rl={name}"]).rl, ResidualConfig)
+    if scratch:  # configs/rl/rlpd.yaml's deltas on top of the profile's recipe
+        rlpd = to_dataclass(compose("finetune", ["rl=rlpd"]).rl, ResidualConfig)
+        cfg = replace(cfg, residual_scale=rlpd.residual_scale, explore_std=rlpd.explore_std,
+                      warmup_noise=rlpd.warmup_noise)
+    return cfg
+
+
+def make_base_policy(task: str, out: Path, seed: int) -> Path:
+    """Collect noisy demos and train a BC base once per task (cached under out/)."""
+    from robotlearn.cli import collect, train_bc
+
+    t = TASKS[task]
+    d = out / task.replace("/", "_")
+    demos, bc = d / "demos.zarr", d / "bc"
+    collect.main([f"env={task}", f"episodes={t['demo_episodes']}", f"noise={t['demo_noise']}", f"seed={seed}",
+                  f"out={demos}", "progress=false"])
+    if not (bc / "checkpoints" / "last").exists():
+        train_bc.run(train_bc.load_config("train_bc", [
+            f"dataset={demos}", f"env={task}", f"steps={t['bc_steps']}", f"seed={seed}", f"out_dir={bc}",
+            "eval_every=0", "final_eval_episodes=0", "progress=false"], train_bc.TrainBCConfig))
+    return d
+
+
+class Inline:
+    """In-process stand-in for a transport's weights slot (lock-step driving only)."""
+
+    latest: WeightsUpdate | None = None
+
+    def publish_weights(self, update: WeightsUpdate) -> None:
+        self.latest = update
+
+
+def eval_success(task: str, base_spec: str, learner: Learner | None, episodes: int, seed: int) -> float:
+    env = make_env(task)
+    base = make_base(base_spec, env, seed=seed)  # a fresh base: the actor's chunk state is untouched
+    policy = base
+    if learner is not None:
+        res = ResidualPolicy(learner.learner.state_dim, learner.learner.action_dim, learner.rl)
+        res.load_weights(learner.learner.actor_weights(), learner.learner.version)
+        policy = BasePlusResidual(base, res)
+    r = evaluate(policy, env, episodes, seed=100_000 + 1000 * seed)
+    env.close()
+    return r.success_rate
+
+
+def run_rl(task: str, base_spec: str, demos: str, rl: ResidualConfig, steps: int, eval_every: int, episodes: int,
+           seed: int, work: Path) -> dict:
+    """Actor and Learner in lock-step: UTD exactly rl.utd; returns the eval curve and timings."""
+    torch.manual_seed(seed)
+    env = make_env(task)
+    inline = Inline()
+    lc = LearnerConfig(out_dir=str(work), resume=False, tensorboard=False, progress=False, seed=seed)
+    learner = Learner(inline, rl, lc, env.env_info, env.observation_space, demos, make_base(base_spec, env, seed=seed))
+    actor = Actor(env, make_base(base_spec, env, seed=seed), rl, ActorConfig(seed=seed, pace_hz=0))
+    learner.publish()
+    curve, train_wall, t_target, step_target = [], 0.0, None, None
+    while True:
+        if actor.steps // eval_every >= len(curve):  # eval points at 0, eval_every, ...
+            s = eval_success(task, base_spec, learner, episodes, seed)
+            curve.append((actor.steps, s))
+            print(f"    {task} {base_spec.split('/')[-1] if '/' in base_spec else base_spec} seed {seed}: "
+                  f"step {actor.steps:>6} success {s:.0%} ({train_wall:.0f}s training wall)", flush=True)
+            if s >= TARGET and t_target is None:
+                t_target, step_target = train_wall, actor.steps
+        if actor.steps >= steps:
+            break
+        t = time.perf_counter()
+        if inline.latest is not None and inline.latest.version > actor.policy.version:
+            actor.load_weights(inline.latest.payload)
+        payload = actor.step()
+        if payload is not None:
+            learner.ingest([payload])
+            learner.train(max_updates=1 << 30)  # everything owed: UTD x the episode's steps
+        train_wall += time.perf_counter() - t
+    learner.close()
+    env.close()
+    return {"curve": curve, "train_wall_s": train_wall, "updates": learner.learner.num_updates,
+            "wall_to_target_s": t_target, "steps_to_target": step_target}
+
+
+def async_rates(task: str, base_spec: str, demos: str, rl: ResidualConfig, updates: int, work: Path) -> dict:
+    """Learner updates/s and actor steps/s with an unpaced actor process and the learner running together."""
+    from robotlearn.runtime.local import run_local
+
+    lc = LearnerConfig(out_dir=str(work), resume=False, tensorboard=False, progress=False, max_updates=updates,
+                       min_online_steps=256)
+    r = run_local(task, base_spec, replace(rl, critic_warmup_updates=0), lc, ActorConfig(pace_hz=0), demos=demos)
+    actor = next(iter(r["heartbeats"].values()))[1] if r["heartbeats"] else {}
+    return {"learner_updates_per_s": r["learner_updates_per_s"], "actor_steps_per_s": actor.get("steps_per_s", 0.0)}
+
+
+def plot(results: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(results)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for name, style in (("residual", "-"), ("scratch", "--")):
+            curves = [run["curve"] for run in results[task][name]]
+            x = np.array([c[0] for c in curves[0]])
+            y = np.array([[p[1] for p in c] for c in curves])
+            ax.plot(x, y.mean(0), style, label={"residual": "BC base + residual", "scratch": "zero base (RLPD-style)"}[name])
+            ax.fill_between(x, y.min(0), y.max(0), alpha=0.2)
+        ax.axhline(np.mean(results[task]["base"]), color="gray", ls=":", label="frozen BC base")
+        ax.axhline(TARGET, color="k", lw=0.5)
+        ax.set(title=task, xlabel="env steps", ylabel="success rate", ylim=(-0.02, 1.02))
+        ax.legend(fontsize=8, loc="lower right")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS))
+    ap.add_argument("--seeds", type=int, default=None)
+    ap.add_argument("--steps", type=int, default=None, help="env steps per run (default: the profile's per task)")
+    ap.add_argument("--eval-episodes", type=int, default=None)
+    ap.add_argument("--out", default="runs/bench_residual_rl")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    p = PROFILES[args.profile]
+    seeds = args.seeds or p["seeds"]
+    episodes = args.eval_episodes or p["eval_episodes"]
+    out = Path(args.out) / args.profile
+    out.mkdir(parents=True, exist_ok=True)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    rl_res, rl_scr = rl_config(p["rl"], False), rl_config(p["rl"], True)
+    header = (f"profile={args.profile} device={device} threads={args.threads} obs=state rl=configs/rl/{p['rl']}.yaml "
+              f"(critics={rl_res.num_critics}, utd={rl_res.utd}, hidden={rl_res.hidden_dim}, batch={rl_res.batch_size}) "
+              f"seeds={seeds} eval_episodes={episodes} target={TARGET:.0%}")
+    print(header, flush=True)
+    results, rates, t0 = {}, {}, time.time()
+    for task in args.tasks:
+        steps = args.steps or p["steps"][task]
+        d = make_base_policy(task, out, seed=0)
+        bc, demos = str(d / "bc" / "checkpoints" / "last"), str(d / "demos.zarr")
+        results[task] = {"base": [], "residual": [], "scratch": []}
+        for seed in range(seeds):
+            results[task]["base"].append(eval_success(task, bc, None, episodes, seed))
+            print(f"  {task} frozen BC base seed {seed}: {results[task]['base'][-1]:.0%}", flush=True)
+            results[task]["residual"].append(run_rl(task, bc, demos, rl_res, steps, p["eval_every"], episodes, seed,
+                                                    d / f"residual_s{seed}"))
+            results[task]["scratch"].append(run_rl(task, "zero", demos, rl_scr, steps, p["eval_every"], episodes, seed,
+                                                   d / f"scratch_s{seed}"))
+        rates[task] = async_rates(task, bc, demos, rl_res, p["rate_updates"], d / "rates")
+        (out / "results.json").write_text(json.dumps({"header": header, "results": results, "rates": rates}, indent=1))
+    plot(results, out / "residual_rl.png", header)
+    report(results, rates, header, time.time() - t0)
+    print(f"plot: {out / 'residual_rl.png'}  data: {out / 'results.json'}")
+
+
+def report(results: dict, rates: dict, header: str, wall: float) -> None:
+    print(f"\n{header}\n")
+    print("| task | method | success at env steps (mean over seeds) | final | steps to 95% | train wall to 95% |")
+    print("|---|---|---|---|---|---|")
+    for task, r in results.items():
+        base = float(np.mean(r["base"]))
+        print(f"| {task} | frozen BC base | - | {base:.0%} | - | - |")
+        for name, label in (("residual", "BC base + residual"), ("scratch", "zero base (RLPD-style)")):
+            runs = r[name]
+            pts = np.array([[s for _, s in run["curve"]] for run in runs]).mean(0)
+            xs = [x for x, _ in runs[0]["curve"]]
+            curve = " ".join(f"{x // 1000}k:{s:.0%}" for x, s in zip(xs, pts))
+            hit = [run["steps_to_target"] for run in runs if run["steps_to_target"] is not None]
+            wall_hit = [run["wall_to_target_s"] for run in runs if run["wall_to_target_s"] is not None]
+            to_t = f"{np.mean(hit):.0f} ({len(hit)}/{len(runs)} seeds)" if hit else f"not reached (0/{len(runs)})"
+            wall_t = f"{np.mean(wall_hit):.0f} s" if wall_hit else "-"
+            print(f"| {task} | {label} | {curve} | {pts[-1]:.0%} | {to_t} | {wall_t} |")
+    print("\nconcurrent async run (1 unpaced actor process + learner):")
+    for task, r in rates.items():
+        print(f"  {task}: learner {r['learner_updates_per_s']:.1f} updates/s, actor {r['actor_steps_per_s']:.1f} steps/s")
+    print(f"benchmark wall time: {wall / 60:.1f} min (cores: {os.cpu_count()})")
+
+
+if __name__ == "__main__":
+    main()
