@@ -118,7 +118,7 @@ def run_rl(task: str, base_spec: str, demos: str, rl: ResidualConfig, steps: int
         if actor.steps // eval_every >= len(curve):  # eval points at 0, eval_every, ...
             s = eval_success(task, base_spec, learner, episodes, seed)
             curve.append((actor.steps, s))
-            print(f"    {task} {base_spec.split('/')[-1] if '/' in base_spec else base_spec} seed {seed}: "
+            print(f"    {task} {'scratch' if base_spec == 'zero' else 'residual'} seed {seed}: "
                   f"step {actor.steps:>6} success {s:.0%} ({train_wall:.0f}s training wall)", flush=True)
             if s >= TARGET and t_target is None:
                 t_target, step_target = train_wall, actor.steps

@@ -31,6 +31,7 @@ class EvalConfig:
     camera: str = "front"
     out: Optional[str] = None
     progress: bool = True
+    residual: Optional[str] = None  # a finetune run folder: also eval base + residual, side by side (rl/evaluate.py)
 
 
 def checkpoint_env(ckpt: Path, cfg_env: dict | None) -> RobotEnv:
@@ -65,6 +66,8 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     ckpt = resolve_checkpoint(cfg.checkpoint)
     env = checkpoint_env(ckpt, cfg.env)
     policy = load_policy(ckpt, env=env, device=None if cfg.device == "auto" else cfg.device)
+    if cfg.residual:
+        return run_with_residual(cfg, ckpt, env, policy)
     res = evaluate(policy, env, cfg.episodes, seed=cfg.seed, record_episodes=cfg.video_episodes if cfg.video else 0,
                    camera=cfg.camera, progress=cfg.progress)
     out = Path(cfg.out) if cfg.out else ckpt.parent / f"eval_{ckpt.name}"
@@ -77,3 +80,17 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         print(f"video: {out / 'rollouts.gif'}")
     print(f"results: {out / 'results.json'}")
     return summary
+
+
+def run_with_residual(cfg: EvalConfig, ckpt: Path, env: RobotEnv, policy) -> dict[str, Any]:
+    """`residual=<finetune run>`: the frozen base and base + residual on the same seeds (RL engineer's hook)."""
+    from robotlearn.rl.evaluate import compare, format_comparison, load_residual
+
+    result = {"checkpoint": str(ckpt), "residual": cfg.residual,
+              **compare(env, policy, load_residual(cfg.residual), cfg.episodes, seed=cfg.seed, progress=cfg.progress)}
+    out = Path(cfg.out) if cfg.out else Path(cfg.residual) / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result, indent=2))
+    print(format_comparison(result))
+    print(f"results: {out / 'results.json'}")
+    return result
