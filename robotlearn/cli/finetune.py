@@ -60,6 +60,7 @@ def run(cfg: FinetuneConfig) -> dict[str, Any]:
     if cfg.match_learner > 0:
         actor_cfg.pace_hz = matched_pace(cfg, n_actors)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    check_base(cfg)
     if cfg.runtime.get("name") == "ray":
         from robotlearn.runtime.ray_runtime import launch
 
@@ -81,6 +82,18 @@ def run(cfg: FinetuneConfig) -> dict[str, Any]:
         summary["eval"] = evaluate_run(cfg, out, episodes)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def check_base(cfg: FinetuneConfig) -> None:
+    """Build the base here once, so a bad spec fails before any process starts."""
+    from robotlearn.envs import make_env
+    from robotlearn.rl.bases import make_base
+
+    env = make_env(dict(cfg.env))
+    try:
+        make_base(cfg.base, env, seed=cfg.seed)
+    finally:
+        env.close()
 
 
 def matched_pace(cfg: FinetuneConfig, n_actors: int) -> float:
@@ -127,7 +140,7 @@ def evaluate_run(cfg: FinetuneConfig, out: Path, episodes: list[dict]) -> dict[s
     return result
 
 
-USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, KeyError, ValueError)
+USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, KeyError, ValueError, RuntimeError)
 
 
 def main(argv: list[str]) -> int:

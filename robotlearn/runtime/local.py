@@ -229,7 +229,15 @@ def run_local(env_name: str, base_spec: str, rl, learner_cfg, actor_cfg, n_actor
             from robotlearn.runtime.learner import run_learner
 
             base = make_base(base_spec, probe, seed=learner_cfg.seed) if demos else None
-            result = run_learner(learner_t, rl, learner_cfg, probe.env_info, probe.observation_space, demos, base, stop)
+
+            def crashed() -> bool:  # an actor that died with an error ends the run instead of starving the learner
+                return any(p.exitcode not in (None, 0) for p in actors)
+
+            result = run_learner(learner_t, rl, learner_cfg, probe.env_info, probe.observation_space, demos, base,
+                                 lambda: stop.is_set() or crashed())
+            if crashed():
+                raise RuntimeError(f"actor process(es) failed with exit codes {[p.exitcode for p in actors]}; "
+                                   f"see their traceback above")
         else:
             lp = spawn_learner(ctx, learner_t, env_name, env_kwargs, base_spec, rl, learner_cfg, demos, stop,
                                learner_threads)
