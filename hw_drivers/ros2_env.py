@@ -220,7 +220,7 @@ class Ros2RobotEnv(RobotEnv):
         self._wait_tick(info)
         obs = self._observe()
         success, terminated = False, False
-        if r.success_topic and self.cache.peek(r.success_topic):
+        if r.success_topic and self.cache.peek(r.success_topic, r.staleness.task_state_s):  # a fresh True only
             success = True
         label = self.cache.peek(r.label_topic) if r.label_topic else None
         if label is not None:

@@ -32,6 +32,7 @@ setup(
             "robotlearn-actor-node = hw_drivers.actor_node:main",
             "robotlearn-learner-node = hw_drivers.learner_node:main",
             "robotlearn-ros2-dry-run = hw_drivers.dry_run:main",
+            "robotlearn-keyboard-labels = hw_drivers.keyboard_label_node:main",
         ],
     },
 )

@@ -179,6 +179,33 @@ def test_human_label_ends_the_episode(robot):
         assert r == float(label)
 
 
+def test_keyboard_node_labels_episodes(robot):
+    import subprocess
+    import sys
+
+    from hw_drivers.processes import REPO as ROOT, node_env
+
+    env, tmp = robot[0], robot[4]
+    kb = subprocess.Popen([sys.executable, "-m", "hw_drivers.keyboard_label_node", "--params",
+                           str(tmp / "panda_cam.yaml"), "--domain-id", str(DOMAIN)], cwd=ROOT, env=node_env(DOMAIN),
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert kb.stdout.readline().startswith("s=success")  # printed once the env's subscription matched
+        env.reset(seed=8)
+        kb.stdin.write("s\n")
+        kb.stdin.flush()
+        assert kb.stdout.readline().strip() == "label = True"
+        time.sleep(0.2)
+        _, r, term, _, info = env.step(np.zeros(8, np.float32))
+        assert term and info["human_label"] is True and r == 1.0
+        kb.stdin.write("q\n")
+        kb.stdin.flush()
+        assert kb.wait(10) == 0
+    finally:
+        if kb.poll() is None:
+            kb.kill()
+
+
 def test_silenced_camera_raises_a_clear_stale_error(robot):
     env, helper = robot[0], robot[2]
     env.reset(seed=6)
