@@ -243,4 +243,5 @@ def test_joint_reach_base_drives_the_tcp_to_the_target(robot):
         if term or trunc:
             break
     d1 = np.linalg.norm(obs["state"][-3:])
-    assert d1 < 0.5 * d0 or info["success"], (d0, d1)
+    # 20 steps at 50 Hz under the velocity limit cover only part of a far target: it must close in, fast
+    assert info["success"] or d1 < min(d0 - 0.04, 0.8 * d0), (d0, d1)
