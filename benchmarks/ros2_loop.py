@@ -119,12 +119,13 @@ def control_loop(hz: float, seconds: float, publish_hz: float, domain: int, tmp:
             obs, *_ = env.step(policy.act(obs["state"], base, "eval"))
         n = int(seconds * hz)
         t_start = time.monotonic()
-        returns, ages, compute = [], [], []
+        returns, ages, compute, env_side = [], [], [], []
         for _ in range(n):
             t0 = time.perf_counter()
             a = policy.act(obs["state"], base + 0.1 * rng.standard_normal(A).astype(np.float32), "train")
             compute.append((time.perf_counter() - t0) * 1e3)
             ages.append(env.cache.age(env.p.robot.state_topic) * 1e3)
+            env_side.append((time.time_ns() - env._obs_stamp) / 1e6)  # state stamp -> about to publish
             obs, *_ = env.step(a)
             returns.append(time.monotonic())
         time.sleep(0.5)
@@ -135,7 +136,8 @@ def control_loop(hz: float, seconds: float, publish_hz: float, domain: int, tmp:
             "jitter_ms_p50": pct(np.abs(periods - 1 / hz) * 1e3, 50), "jitter_ms_p99": pct(np.abs(periods - 1 / hz) * 1e3, 99),
             "overruns": env.timing["overruns"], "latency_ms_p50": pct(lat, 50), "latency_ms_p99": pct(lat, 99),
             "latency_samples": len(lat), "policy_ms_p50": pct(compute, 50),
-            "state_age_at_obs_ms_p50": pct(ages, 50),
+            "state_age_at_obs_ms_p50": pct(ages, 50), "stamp_to_publish_ms_p50": pct(env_side, 50),
+            "_latency_ms": lat, "_periods_ms": (periods * 1e3).tolist(),
         }
     finally:
         if env is not None:
@@ -166,7 +168,8 @@ def ping_pong(hz: float, seconds: float, domain: int) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
     lat = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"pingpong_ms_p50": pct(lat, 50), "pingpong_ms_p99": pct(lat, 99), "pingpong_samples": len(lat)}
+    return {"pingpong_ms_p50": pct(lat, 50), "pingpong_ms_p99": pct(lat, 99), "pingpong_samples": len(lat),
+            "_pingpong_ms": lat}
 
 
 def weight_sync(sizes_mb: list[float], reps: int, domain: int, tmp: Path) -> dict:
@@ -200,6 +203,31 @@ def weight_sync(sizes_mb: list[float], reps: int, domain: int, tmp: Path) -> dic
     return out
 
 
+def plot(rows: list[dict], path: Path) -> None:
+    """CDFs of observation-to-command latency (stack vs ping-pong) and of the step period."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for r in rows:
+        for key, style, label in (("_latency_ms", "-", "stack"), ("_pingpong_ms", ":", "ping-pong")):
+            x = np.sort(r[key])
+            ax1.plot(x, np.linspace(0, 1, len(x)), style, label=f"{r['hz']:g} Hz {label}")
+        x = np.sort(r["_periods_ms"])
+        ax2.plot(x, np.linspace(0, 1, len(x)), label=f"{r['hz']:g} Hz (target {1e3 / r['hz']:.0f} ms)")
+    ax1.set(xscale="log", xlabel="observation -> command at the robot (ms)", ylabel="CDF", title="latency")
+    ax2.set(xlabel="env.step() period (ms)", ylabel="CDF", title="control period")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"plot: {path}")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--pinger":
         return pinger(int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]))
@@ -212,6 +240,7 @@ def main() -> None:
     ap.add_argument("--weights-mb", type=float, nargs="+", default=[1.0, 10.0])
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--domain-id", type=int, default=150 + os.getpid() % 50)
+    ap.add_argument("--plot", default="outputs/ros2_loop.png", help="latency CDF plot ('' to skip)")
     args = ap.parse_args()
     import torch
 
@@ -227,14 +256,17 @@ def main() -> None:
         r["latency_ratio_p50"] = r["latency_ms_p50"] / r["pingpong_ms_p50"]
         r["latency_ratio_p99"] = r["latency_ms_p99"] / r["pingpong_ms_p99"]
         rows.append(r)
-        print(json.dumps(r))
+        print(json.dumps({k: v for k, v in r.items() if not k.startswith("_")}))
     print("\n  rate | achieved | jitter p50/p99 ms | obs->cmd p50/p99 ms | ping-pong p50/p99 ms | ratio p50/p99 "
-          "| overruns | policy ms | state age ms")
+          "| overruns | policy ms | state age ms | stamp->publish ms")
     for r in rows:
         print(f"{r['hz']:5.0f}  | {r['achieved_hz']:8.2f} | {r['jitter_ms_p50']:6.2f} / {r['jitter_ms_p99']:6.2f}   "
               f"| {r['latency_ms_p50']:7.2f} / {r['latency_ms_p99']:7.2f}   | {r['pingpong_ms_p50']:7.3f} / "
               f"{r['pingpong_ms_p99']:7.3f}    | {r['latency_ratio_p50']:5.1f} / {r['latency_ratio_p99']:5.1f} "
-              f"| {r['overruns']:8d} | {r['policy_ms_p50']:9.2f} | {r['state_age_at_obs_ms_p50']:.2f}")
+              f"| {r['overruns']:8d} | {r['policy_ms_p50']:9.2f} | {r['state_age_at_obs_ms_p50']:12.2f} "
+              f"| {r['stamp_to_publish_ms_p50']:.2f}")
+    if args.plot:
+        plot(rows, Path(args.plot))
     ws = weight_sync(args.weights_mb, args.reps, args.domain_id, tmp)
     print(f"(load average now {os.getloadavg()[0]:.1f})")
     print("\nweight sync (publish -> actor decoded, other process):")
