@@ -245,3 +245,32 @@ def test_joint_reach_base_drives_the_tcp_to_the_target(robot):
     d1 = np.linalg.norm(obs["state"][-3:])
     # 20 steps at 50 Hz under the velocity limit cover only part of a far target: it must close in, fast
     assert info["success"] or d1 < min(d0 - 0.04, 0.8 * d0), (d0, d1)
+
+
+@pytest.mark.parametrize("msg_type,mode", [("joint_trajectory", "position"), ("float64_multi_array", "velocity")])
+def test_other_controller_interfaces(tmp_path, msg_type, mode):
+    """JointTrajectory (joint_trajectory_controller) and velocity commands (forward velocity controller)."""
+    domain = DOMAIN + 50 + (mode == "velocity")
+    params = yaml.safe_load((REPO / "configs/ros2/panda_sim.yaml").read_text())
+    params["robot"]["command"] = {"topic": "/arm_controller/commands", "msg_type": msg_type, "mode": mode}
+    params["robot"]["control_hz"] = 50.0
+    params["robot"]["staleness"]["state_s"] = 1.0
+    path = tmp_path / "robot.yaml"
+    path.write_text(yaml.safe_dump(params))
+    proc = start("mujoco_robot_node", ["--params", str(path), "--domain-id", str(domain)], domain, tmp_path / "node.log")
+    env = None
+    try:
+        env = Ros2RobotEnv(str(path), overrides={"dds.domain_id": domain})
+        obs, _ = env.reset(seed=0)
+        q0 = obs["state"][:7].copy()
+        a = np.zeros(8, np.float32)
+        a[3] = 1.0
+        for _ in range(10):
+            obs, *_ = env.step(a)
+        moved = obs["state"][3] - q0[3]
+        assert 0.05 < moved <= 10 * 1.0 / 50 + 0.02, moved
+        np.testing.assert_allclose(obs["state"][[0, 1, 2, 4, 5, 6]], q0[[0, 1, 2, 4, 5, 6]], atol=0.05)
+    finally:
+        if env is not None:
+            env.close()
+        stop(proc)
