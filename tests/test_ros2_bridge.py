@@ -17,7 +17,7 @@ from hw_drivers.ros_runtime import RELIABLE_QOS, RosNode
 from robotlearn.envs import EnvError
 
 REPO = Path(__file__).resolve().parents[1]
-DOMAIN = 200 + os.getpid() % 30
+DOMAIN = 200 + os.getpid() % 20
 BRIDGE_STATUS = "/robotlearn/bridge_status"
 
 

@@ -12,7 +12,7 @@ from hw_drivers.processes import Watcher, start, stop, wait_until
 from robotlearn.data import EpisodeDataset
 
 REPO = Path(__file__).resolve().parents[1]
-DOMAIN = 110 + os.getpid() % 40
+DOMAIN = 110 + os.getpid() % 20
 
 
 def actor_beat(w):

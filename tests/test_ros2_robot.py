@@ -24,7 +24,8 @@ from hw_drivers.sensors import BadMessageError, StaleObservationError
 from robotlearn.envs import EnvError
 
 REPO = Path(__file__).resolve().parents[1]
-DOMAIN = 10 + os.getpid() % 40
+# ROS_DOMAIN_IDs per module: robot 10-29 (+20, +21), transport 60-79, e2e 110-129, bridge 200-219
+DOMAIN = 10 + os.getpid() % 20
 CAM_TOPIC = "/camera/front/image_raw"
 
 
@@ -250,7 +251,7 @@ def test_joint_reach_base_drives_the_tcp_to_the_target(robot):
 @pytest.mark.parametrize("msg_type,mode", [("joint_trajectory", "position"), ("float64_multi_array", "velocity")])
 def test_other_controller_interfaces(tmp_path, msg_type, mode):
     """JointTrajectory (joint_trajectory_controller) and velocity commands (forward velocity controller)."""
-    domain = DOMAIN + 50 + (mode == "velocity")
+    domain = DOMAIN + 20 + (mode == "velocity")
     params = yaml.safe_load((REPO / "configs/ros2/panda_sim.yaml").read_text())
     params["robot"]["command"] = {"topic": "/arm_controller/commands", "msg_type": msg_type, "mode": mode}
     params["robot"]["control_hz"] = 50.0

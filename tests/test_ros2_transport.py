@@ -16,7 +16,7 @@ from hw_drivers.ros_runtime import LATCHED_QOS, RosNode
 from robotlearn.runtime.messages import MessageError, decode_batch, decode_weights, encode_batch, encode_weights
 from robotlearn.runtime.transport import WeightsUpdate
 
-DOMAIN = 60 + os.getpid() % 40
+DOMAIN = 60 + os.getpid() % 20
 
 LEARNER = """
 import json, sys, time, numpy as np
