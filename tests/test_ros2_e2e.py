@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from std_msgs.msg import Float64MultiArray
 
 from hw_drivers.processes import Watcher, start, stop, wait_until
+from hw_drivers.ros_runtime import RELIABLE_QOS
 from robotlearn.data import EpisodeDataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,10 +52,17 @@ def test_finetune_over_ros2_with_faults(tmp_path):
         v1 = wait_until(lambda: actor_beat(watcher).get("version", -1) >= v0 + 2 and actor_beat(watcher)["version"],
                         120, "actor version to increase", alive)
 
+        # a human takes over for a second: those steps are logged with the human's action, flagged
+        teleop = watcher.ros.node.create_publisher(Float64MultiArray, "/teleop/action", RELIABLE_QOS)
+        human = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5, -1.0]
+        for _ in range(50):
+            teleop.publish(Float64MultiArray(data=human))
+            time.sleep(0.02)
+
         # 2. kill the learner: the actor keeps acting (at control rate) with its last weights
         procs["learner"].send_signal(signal.SIGKILL)
         procs["learner"].wait(10)
-        time.sleep(0.5)
+        time.sleep(1.5)  # heartbeats are 1 Hz: let one report what the actor holds after the kill
         before, t_kill = actor_beat(watcher), time.monotonic()
         time.sleep(3.0)
         after = actor_beat(watcher)
@@ -84,6 +93,10 @@ def test_finetune_over_ros2_with_faults(tmp_path):
         ep = ds.get_episode(ds.n_episodes - 1)
         assert ep["state"].shape[1] == 7 + 7 + 1 + 6 and ep["action"].shape[1] == 8
         assert np.all(np.abs(ep["action"]) <= 1.0)
+        flags = np.concatenate([ds.get_episode(i)["is_intervention"] for i in range(ds.n_episodes)])
+        actions = np.concatenate([ds.get_episode(i)["action"] for i in range(ds.n_episodes)])
+        assert flags.sum() >= 10, flags.sum()
+        np.testing.assert_allclose(actions[flags], np.tile(human, (int(flags.sum()), 1)), atol=1e-6)
         versions = [ds.episode_meta(i)["policy_version"] for i in range(ds.n_episodes)]
         assert max(versions) > min(versions)
         env_attrs = ds.attrs["env"]
