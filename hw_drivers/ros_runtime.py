@@ -6,6 +6,7 @@ the owner's loop does real work (the actor never waits on DDS).
 """
 from __future__ import annotations
 
+import atexit
 import threading
 from typing import Optional
 
@@ -47,6 +48,7 @@ class RosNode:
         if spin:
             self._thread = threading.Thread(target=self._spin, name=f"{name}-spin", daemon=True)
             self._thread.start()
+        atexit.register(self.close)  # a spinning executor left at interpreter exit aborts the process
 
     def _spin(self) -> None:
         try:
@@ -58,6 +60,7 @@ class RosNode:
                 raise
 
     def close(self) -> None:
+        atexit.unregister(self.close)
         if not self.context.ok():
             return
         self.executor.shutdown(timeout_sec=1.0)
