@@ -54,7 +54,7 @@ def act_latency(policy, env, calls: int) -> dict[str, float]:
         times.append(time.perf_counter() - t0)
     ms = np.array(times) * 1e3
     chunk = policy.action_chunk_size
-    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+    return {"load_avg_1min": os.getloadavg()[0], "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
             "executed_chunk": chunk, "amortised_p50_ms": float(np.percentile(ms, 50) / chunk),
             "amortised_p99_ms": float(np.percentile(ms, 99) / chunk)}
 
@@ -140,7 +140,8 @@ def main() -> None:
     prof = PROFILES["quick" if args.quick else "full"]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"profile {'quick' if args.quick else 'full'}: {prof}, torch threads {args.threads}, device cpu")
+    print(f"profile {'quick' if args.quick else 'full'}: {prof}, torch threads {args.threads}, device cpu, "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (latency is inflated on a busy machine)")
     rows = [bench_task(t, prof, out, args.seed, args.progress) for t in args.tasks]
     print_table(rows)
     result = {"profile": "quick" if args.quick else "full", "settings": prof, "threads": args.threads, "tasks": rows}

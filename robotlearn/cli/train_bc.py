@@ -158,9 +158,14 @@ def run(cfg: TrainBCConfig) -> TrainResult:
     evals: list[tuple[int, float]] = []
     best = -1.0
     bar = tqdm(range(1, cfg.steps + 1), desc=f"train {cfg.policy.kind}", disable=not cfg.progress)
-    running = []
+    running: list[float] = []
     for step in bar:
-        running.append(trainer.step(sample_batch(seq, cfg.batch_size, rng)))
+        try:
+            running.append(trainer.step(sample_batch(seq, cfg.batch_size, rng)))
+        except KeyboardInterrupt:  # keep what was learned so far, then stop
+            save_policy(trainer.eval_policy, out / "checkpoints" / "last", env_meta, step=step - 1, interrupted=True, **meta)
+            print(f"\ninterrupted at step {step}: saved {out / 'checkpoints' / 'last'}")
+            raise
         if step % cfg.log_every == 0 or step == cfg.steps:
             loss = float(np.mean(running))
             running.clear()
