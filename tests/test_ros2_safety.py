@@ -241,3 +241,28 @@ def test_joy_intervention_maps_axes_behind_a_deadman(tmp_path):
         env.close()
     with pytest.raises(Exception, match="one entry per action dimension"):
         Ros2RobotEnv(str(PARAMS), overrides={"robot.intervention": {**iv, "axes": [0, 1]}, "dds.domain_id": 231})
+
+
+@pytest.mark.parametrize("mode", ["joint_pos", "joint_delta"])
+def test_action_modes_map_through_the_safety_layer(mode):
+    from hw_drivers.ros2_env import Ros2RobotEnv
+
+    env = Ros2RobotEnv(str(PARAMS), overrides={"env.action_mode": mode, "dds.domain_id": 231})
+    try:
+        lim = env.p.robot.limits
+        lo, hi, step = np.array(lim.joint_lower), np.array(lim.joint_upper), np.array(lim.max_velocity) / 20.0
+        env._target = home = np.array([0.0, -0.1848, 0.0, -2.4967, 0.0, 2.3119, 0.7854])
+        a = np.zeros(8, np.float32)
+        a[0], a[7] = 1.0, -1.0
+        q, _ = env._to_joint_targets(a)
+        if mode == "joint_pos":  # +1 -> upper limit, 0 -> mid range; every joint at most one step away
+            want = np.clip((lo + hi) / 2, home - step, home + step)
+            want[0] = home[0] + step[0]
+        else:  # +1 -> one full step, 0 -> stay
+            want = home.copy()
+            want[0] += step[0]
+        np.testing.assert_allclose(q, want, atol=1e-9)
+        assert env._gripper == pytest.approx(0.08)  # -1 -> open width
+        assert env.env_info.action_spec.kind == f"{mode}+gripper"
+    finally:
+        env.close()
