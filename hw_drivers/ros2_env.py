@@ -11,6 +11,9 @@ schedule (a late step counts as an overrun, reported in `info` and `timing`);
 checked against its staleness limit. Reset goes through the robot's Trigger service.
 Success comes from the task success topic or a human label (std_msgs/Bool: True
 success, False failure); both end the episode.
+
+state (float32) = q (n) | dq (n, if env.include_velocity) | gripper width (1, if gripper
+joints) | task state (robot.task_state_dim); images/<camera> uint8 (H, W, 3).
 """
 from __future__ import annotations
 
