@@ -1,15 +1,18 @@
 """Ray scaling: aggregate env steps/s and learner updates/s for 1, 2, 4 actors, Ray vs the local runtime.
 
 Each run is a real residual fine-tune (the shared run_actor / run_learner loops,
-zarr logging, the recipe's learner: 10 LayerNorm critics, hidden 256, batch 256,
-UTD 4) with unpaced actors (as fast as the CPU allows) and a budget of learner
-updates. Rates are steady-state: taken from the learner's own TensorBoard
+zarr logging; by default the recipe's learner: 10 LayerNorm critics, hidden 256,
+batch 256, UTD 4) with unpaced actors (as fast as the CPU allows; --pace-hz to pace), stopped after
+`--seconds`. Rates are steady-state: taken from the learner's own TensorBoard
 scalars (wall time, env steps ingested, weights version) between the first log
 after learning starts and the last one, so worker start-up is not counted.
-Also prints the real message sizes that go over the wire (docs/scaling.md).
+Also prints the real message sizes that go over the wire (docs/scaling.md) and
+the cost of the Ray transport's actor-side calls.
 
-    .venv/bin/python benchmarks/ray_scaling.py                      # local + ray, 1 2 4 actors
-    .venv/bin/python benchmarks/ray_scaling.py --runtimes ray --actors 2 --updates 400
+    .venv/bin/python benchmarks/ray_scaling.py                          # local + ray, 1 2 4 actors
+    .venv/bin/python benchmarks/ray_scaling.py --critics 2 --seconds 30  # the rl=cpu learner size
+    .venv/bin/python benchmarks/ray_scaling.py --critics 2 --pace-hz 50  # actors at a control rate
+    .venv/bin/python benchmarks/ray_scaling.py --runtimes ray --actors 2
 """
 from __future__ import annotations
 
@@ -107,26 +110,60 @@ def transport_micro(episode: bytes, weights: bytes, n: int = 500) -> dict[str, f
 
 
 def one_run(runtime: str, n: int, args, rl: ResidualConfig, out: Path) -> dict[str, float]:
+    """One fine-tune of `args.seconds` wall seconds (start-up included; rates exclude it)."""
     run_dir = out / f"{runtime}-{n}"
     shutil.rmtree(run_dir, ignore_errors=True)
-    lc = LearnerConfig(out_dir=str(run_dir), publish_every=args.publish_every, max_updates=args.updates,
-                       min_online_steps=1000, log_every=50, checkpoint_every=10**9, progress=False)
-    ac = ActorConfig(pace_hz=0.0, heartbeat_s=1.0)
+    lc = LearnerConfig(out_dir=str(run_dir), publish_every=args.publish_every, min_online_steps=500, log_every=10,
+                       checkpoint_every=10**9, progress=False)
+    ac = ActorConfig(pace_hz=args.pace_hz, heartbeat_s=1.0)
     t0 = time.time()
     if runtime == "local":
-        from robotlearn.runtime.local import run_local
-
-        result = run_local(args.env, "zero", rl, lc, ac, n_actors=n, learner_in_process=True)
+        result = _run_local_for(args.env, n, rl, lc, ac, args.seconds)
     else:
-        from robotlearn.runtime.ray_runtime import RayRuntimeConfig, run_ray
+        from robotlearn.runtime.ray_runtime import RayRun, RayRuntimeConfig
 
         rt = RayRuntimeConfig(num_actors=n, actor_cpus=1.0, learner_cpus=1.0, temp_dir="/tmp/rl-ray-bench")
-        result = run_ray(args.env, "zero", rl, lc, ac, rt, progress=False)
+        run = RayRun(args.env, "zero", rl, lc, ac, rt).start()
+        try:
+            time.sleep(max(0.0, args.seconds - (time.time() - t0)))
+            run.request_stop()
+            result = run.wait(timeout=120, progress=False)
+        finally:
+            run.shutdown()
     rates = steady_rates(run_dir / "tb", args.publish_every)
     hub = result.get("hub", {}).get("received", {})
     return {**rates, "wall_s": time.time() - t0, "updates": result["updates"], "env_steps": result["env_steps"],
+            "run_env_steps_per_s": result["env_steps_per_s"], "run_updates_per_s": result["learner_updates_per_s"],
             "bytes_per_step": sum(c["bytes"] for c in hub.values()) / max(sum(c["rows"] for c in hub.values()), 1)
             if hub else float("nan")}
+
+
+def _run_local_for(env_name: str, n: int, rl, lc, ac, seconds: float) -> dict:
+    """The local runtime's own parts (what run_local wires up), stopped after `seconds` instead of a budget."""
+    import dataclasses
+    import multiprocessing as mp
+    import threading
+
+    from robotlearn.runtime.learner import run_learner
+    from robotlearn.runtime.local import make_local_transports, spawn_actor, weights_capacity_for
+
+    ctx = mp.get_context("spawn")
+    probe = make_env(env_name)
+    S, A = probe.observation_space["state"].shape[0], probe.action_space.shape[0]
+    learner_t, actor_ts = make_local_transports(n, ctx, weights_capacity_for(S, A, rl))
+    stop = ctx.Event()
+    procs = [spawn_actor(ctx, t, env_name, {}, "zero", rl, dataclasses.replace(ac, actor_id=f"actor-{i}", seed=1000 * i),
+                         stop) for i, t in enumerate(actor_ts)]
+    timer = threading.Timer(seconds, stop.set)
+    timer.start()
+    try:
+        return run_learner(learner_t, rl, lc, probe.env_info, probe.observation_space, None, None, stop)
+    finally:
+        stop.set()
+        timer.cancel()
+        for p in procs:
+            p.join(timeout=30)
+        probe.close()
 
 
 def main() -> None:
@@ -134,10 +171,11 @@ def main() -> None:
     p.add_argument("--env", default="sim/lift")
     p.add_argument("--actors", type=int, nargs="+", default=[1, 2, 4])
     p.add_argument("--runtimes", nargs="+", default=["local", "ray"], choices=["local", "ray"])
-    p.add_argument("--updates", type=int, default=1000, help="learner update budget per run (incl. critic warm-up)")
+    p.add_argument("--pace-hz", type=float, default=0.0, help="steps/s per actor (0 = unpaced, as fast as it goes)")
+    p.add_argument("--seconds", type=float, default=40.0, help="wall seconds per run, start-up included")
     p.add_argument("--critics", type=int, default=10)
     p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--publish-every", type=int, default=50)
+    p.add_argument("--publish-every", type=int, default=10, help="finer than the recipe's 50: more rate samples")
     p.add_argument("--out", default="/tmp/robotlearn-ray-scaling")
     args = p.parse_args()
 
@@ -151,7 +189,8 @@ def main() -> None:
     print(f"machine: {cores} CPU cores (os.cpu_count), load avg {os.getloadavg()[0]:.1f}, "
           f"torch {torch.__version__}, cuda={torch.cuda.is_available()}")
     print(f"env {args.env}, base zero, {args.critics} critics x hidden {args.hidden}, batch {rl.batch_size}, "
-          f"UTD {rl.utd}, {args.updates} learner updates per run, unpaced actors")
+          f"UTD {rl.utd}, {args.seconds:.0f} s per run, actors "
+          f"{'unpaced' if args.pace_hz <= 0 else f'paced at {args.pace_hz:g} steps/s each'}")
     sizes, episode, weights = message_sizes(args.env, rl)
     print(f"messages: episode {sizes['episode_bytes']} B for {sizes['episode_steps']} steps "
           f"({sizes['episode_bytes'] / sizes['episode_steps']:.0f} B/step); weights {sizes['weights_bytes']} B "
@@ -165,12 +204,15 @@ def main() -> None:
               f"publish -> actor sees new version {micro['publish_to_actor_ms']:.1f} ms (median of 20)")
 
     rows = []
-    print(f"\n{'runtime':<8}{'actors':>7}{'env steps/s':>13}{'updates/s':>11}{'window s':>10}{'wall s':>8}{'B/step':>8}")
+    print(f"\n{'':15}{'---- steady state ----':>34}{'-- whole learner run --':>26}")
+    print(f"{'runtime':<8}{'actors':>7}{'env steps/s':>13}{'updates/s':>11}{'window s':>10}"
+          f"{'env steps/s':>13}{'updates/s':>11}{'wall s':>8}{'B/step':>8}")
     for runtime in args.runtimes:
         for n in args.actors:
             r = one_run(runtime, n, args, rl, out)
             rows.append({"runtime": runtime, "actors": n, **r})
             print(f"{runtime:<8}{n:>7}{r['env_steps_per_s']:>13.0f}{r['updates_per_s']:>11.1f}{r['window_s']:>10.1f}"
+                  f"{r['run_env_steps_per_s']:>13.0f}{r['run_updates_per_s']:>11.1f}"
                   f"{r['wall_s']:>8.1f}{r['bytes_per_step']:>8.0f}", flush=True)
     (out / "results.json").write_text(json.dumps({"cores": cores, "sizes": sizes, "transport": micro, "runs": rows}, indent=1))
     _plot(rows, out / "ray_scaling.png", cores)

@@ -197,9 +197,11 @@ class RayRun:
             while True:
                 ready, _ = ray.wait([self.learner_ref], timeout=1.0)
                 if bar is not None:
-                    st = self.hub_stats()
+                    st, now = self.hub_stats(), time.time()
+                    silent = sum(now - t > 5 * self.actor_cfg.heartbeat_s for t, _ in self.heartbeats().values())
                     bar.n = sum(c["rows"] for c in st["received"].values())
-                    bar.set_postfix(v=st["version"], restarts=sum(len(p) - 1 for p in st["registrations"].values()))
+                    bar.set_postfix(v=st["version"], restarts=sum(len(p) - 1 for p in st["registrations"].values()),
+                                    silent=silent)
                     bar.refresh()
                 if ready:
                     break
