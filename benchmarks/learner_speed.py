@@ -82,7 +82,9 @@ class Probe:
         self.i += 1
         if self.i % L.cfg.actor_delay == 0:
             res = L.actor(b["state"], b["base_action"])
+            L.critic.requires_grad_(False)  # the actor loss needs no critic weight gradients
             (-L.critic(b["state"], combine(b["base_action"], res)).mean()).backward()
+            L.critic.requires_grad_(True)
 
 
 class _BoxEnv(gym.Env):

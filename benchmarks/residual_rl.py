@@ -139,14 +139,24 @@ def run_rl(task: str, base_spec: str, demos: str, rl: ResidualConfig, steps: int
 
 
 def async_rates(task: str, base_spec: str, demos: str, rl: ResidualConfig, updates: int, work: Path) -> dict:
-    """Learner updates/s and actor steps/s with an unpaced actor process and the learner running together."""
+    """Learner updates/s and actor steps/s with an actor process and the learner running together.
+
+    The actor is paced at 0.8 x the learner's measured rate / UTD (as `finetune match_learner=0.8`): an
+    unpaced sim actor would outrun any learner and the run would measure episode logging, not learning.
+    """
+    from robotlearn.runtime.learner import measure_update_rate
     from robotlearn.runtime.local import run_local
 
+    env = make_env(task)
+    ups = measure_update_rate(rl, env.observation_space["state"].shape[0], env.action_space.shape[0])
+    env.close()
     lc = LearnerConfig(out_dir=str(work), resume=False, tensorboard=False, progress=False, max_updates=updates,
                        min_online_steps=256)
-    r = run_local(task, base_spec, replace(rl, critic_warmup_updates=0), lc, ActorConfig(pace_hz=0), demos=demos)
+    ac = ActorConfig(pace_hz=0.8 * ups / rl.utd)
+    r = run_local(task, base_spec, replace(rl, critic_warmup_updates=0), lc, ac, demos=demos)
     actor = next(iter(r["heartbeats"].values()))[1] if r["heartbeats"] else {}
-    return {"learner_updates_per_s": r["learner_updates_per_s"], "actor_steps_per_s": actor.get("steps_per_s", 0.0)}
+    return {"learner_updates_per_s": r["learner_updates_per_s"], "actor_steps_per_s": actor.get("steps_per_s", 0.0),
+            "actor_pace_hz": ac.pace_hz, "learner_alone_updates_per_s": ups}
 
 
 def plot(results: dict, path: Path, title: str) -> None:
@@ -181,6 +191,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None, help="env steps per run (default: the profile's per task)")
     ap.add_argument("--eval-episodes", type=int, default=None)
+    ap.add_argument("--eval-every", type=int, default=None)
     ap.add_argument("--out", default="runs/bench_residual_rl")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -188,13 +199,15 @@ def main() -> None:
     p = PROFILES[args.profile]
     seeds = args.seeds or p["seeds"]
     episodes = args.eval_episodes or p["eval_episodes"]
+    eval_every = args.eval_every or p["eval_every"]
     out = Path(args.out) / args.profile
     out.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     rl_res, rl_scr = rl_config(p["rl"], False), rl_config(p["rl"], True)
     header = (f"profile={args.profile} device={device} threads={args.threads} obs=state rl=configs/rl/{p['rl']}.yaml "
               f"(critics={rl_res.num_critics}, utd={rl_res.utd}, hidden={rl_res.hidden_dim}, batch={rl_res.batch_size}) "
-              f"seeds={seeds} eval_episodes={episodes} target={TARGET:.0%}")
+              f"seeds={seeds} eval_episodes={episodes} eval_every={eval_every} "
+              f"steps={args.steps or p['steps']} target={TARGET:.0%}")
     print(header, flush=True)
     results, rates, t0 = {}, {}, time.time()
     for task in args.tasks:
@@ -205,9 +218,9 @@ def main() -> None:
         for seed in range(seeds):
             results[task]["base"].append(eval_success(task, bc, None, episodes, seed))
             print(f"  {task} frozen BC base seed {seed}: {results[task]['base'][-1]:.0%}", flush=True)
-            results[task]["residual"].append(run_rl(task, bc, demos, rl_res, steps, p["eval_every"], episodes, seed,
+            results[task]["residual"].append(run_rl(task, bc, demos, rl_res, steps, eval_every, episodes, seed,
                                                     d / f"residual_s{seed}"))
-            results[task]["scratch"].append(run_rl(task, "zero", demos, rl_scr, steps, p["eval_every"], episodes, seed,
+            results[task]["scratch"].append(run_rl(task, "zero", demos, rl_scr, steps, eval_every, episodes, seed,
                                                    d / f"scratch_s{seed}"))
         rates[task] = async_rates(task, bc, demos, rl_res, p["rate_updates"], d / "rates")
         (out / "results.json").write_text(json.dumps({"header": header, "results": results, "rates": rates}, indent=1))
@@ -227,15 +240,17 @@ def report(results: dict, rates: dict, header: str, wall: float) -> None:
             runs = r[name]
             pts = np.array([[s for _, s in run["curve"]] for run in runs]).mean(0)
             xs = [x for x, _ in runs[0]["curve"]]
-            curve = " ".join(f"{x // 1000}k:{s:.0%}" for x, s in zip(xs, pts))
+            curve = " ".join(f"{x / 1000:g}k:{s:.0%}" for x, s in zip(xs, pts))
             hit = [run["steps_to_target"] for run in runs if run["steps_to_target"] is not None]
             wall_hit = [run["wall_to_target_s"] for run in runs if run["wall_to_target_s"] is not None]
             to_t = f"{np.mean(hit):.0f} ({len(hit)}/{len(runs)} seeds)" if hit else f"not reached (0/{len(runs)})"
             wall_t = f"{np.mean(wall_hit):.0f} s" if wall_hit else "-"
             print(f"| {task} | {label} | {curve} | {pts[-1]:.0%} | {to_t} | {wall_t} |")
-    print("\nconcurrent async run (1 unpaced actor process + learner):")
+    print("\nconcurrent async run (1 actor process paced at 0.8 x learner rate / UTD + learner, residual recipe):")
     for task, r in rates.items():
-        print(f"  {task}: learner {r['learner_updates_per_s']:.1f} updates/s, actor {r['actor_steps_per_s']:.1f} steps/s")
+        print(f"  {task}: learner {r['learner_updates_per_s']:.1f} updates/s while the actor ran "
+              f"{r['actor_steps_per_s']:.1f} steps/s (paced at {r['actor_pace_hz']:.1f}; learner alone "
+              f"{r['learner_alone_updates_per_s']:.1f} updates/s)")
     print(f"benchmark wall time: {wall / 60:.1f} min (cores: {os.cpu_count()})")
 
 

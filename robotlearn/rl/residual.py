@@ -192,9 +192,11 @@ class ResidualLearner:
 
         if self.num_updates > cfg.critic_warmup_updates and self.num_updates % cfg.actor_delay == 0:
             res = self.actor(s, b["base_action"])  # (B, A)
+            self.critic.requires_grad_(False)  # gradients flow through the critics to the actor only
             actor_loss = -self.critic(s, combine(b["base_action"], res)).mean()  # ensemble mean
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
+            self.critic.requires_grad_(True)
             nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
             self.actor_opt.step()
             self.num_actor_updates += 1
