@@ -75,8 +75,9 @@ class Probe:
         L, b = self.L, self.b
         with torch.no_grad():
             ns = b["next_state"]
-            nq = L.critic_target(ns, combine(b["next_base_action"], L.actor_target(ns, b["next_base_action"])))
-            target = b["reward"] + b["discount"] * nq[:2].min(0).values
+            pair = torch.arange(2, device=self.device)
+            nq = L.critic_target(ns, combine(b["next_base_action"], L.actor_target(ns, b["next_base_action"])), pair)
+            target = b["reward"] + b["discount"] * nq.min(0).values
         q = L.critic(b["state"], b["action"])
         ((q - target) ** 2).mean().backward()
         self.i += 1

@@ -119,3 +119,12 @@ def test_checkpoint_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="learner.safetensors"):
         (tmp_path / "learner.yaml").write_text("{}")
         ResidualLearner.load(tmp_path)
+
+
+def test_critic_members_subset_matches_full_ensemble_rows():
+    critic = CriticEnsemble(S + A, small_cfg(num_critics=5))
+    s, a = torch.randn(B, S), torch.randn(B, A)
+    with torch.no_grad():
+        full = critic(s, a)
+        pair = torch.tensor([3, 1])
+        torch.testing.assert_close(critic(s, a, members=pair), full[pair])

@@ -110,14 +110,18 @@ class CriticEnsemble(nn.Module):
         self.ln_b = nn.ParameterList([nn.Parameter(torch.zeros(e, 1, h)) for _ in range(cfg.num_layers)])
         self.num_critics, self.hidden = e, h
 
-    def forward(self, norm_state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    def forward(self, norm_state: torch.Tensor, action: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        """Q of every critic (E, B), or only of `members` (M,) -> (M, B): the TD target needs just 2."""
+        def pick(p: torch.Tensor) -> torch.Tensor:
+            return p if members is None else p[members]
+
         x = torch.cat([norm_state, action], -1)  # (B, S+A)
-        x = x.unsqueeze(0).expand(self.num_critics, -1, -1)  # (E, B, S+A)
+        x = x.unsqueeze(0).expand(self.num_critics if members is None else len(members), -1, -1)  # (E, B, S+A)
         for i in range(len(self.ln_w)):
-            x = torch.baddbmm(self.biases[i], x, self.weights[i])  # (E, B, H)
-            x = F.layer_norm(x, (self.hidden,)) * self.ln_w[i] + self.ln_b[i]
+            x = torch.baddbmm(pick(self.biases[i]), x, pick(self.weights[i]))  # (E, B, H)
+            x = F.layer_norm(x, (self.hidden,)) * pick(self.ln_w[i]) + pick(self.ln_b[i])
             x = F.relu(x)
-        return torch.baddbmm(self.biases[-1], x, self.weights[-1]).squeeze(-1)  # (E, B)
+        return torch.baddbmm(pick(self.biases[-1]), x, pick(self.weights[-1])).squeeze(-1)  # (E, B)
 
 
 def combine(base_action: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
@@ -170,9 +174,9 @@ class ResidualLearner:
             -cfg.target_noise_clip * cfg.residual_scale, cfg.target_noise_clip * cfg.residual_scale
         )
         res = (res + noise).clamp(-cfg.residual_scale, cfg.residual_scale)
-        next_q = self.critic_target(next_s, combine(b["next_base_action"], res))  # (E, B)
-        pick = torch.randperm(cfg.num_critics, device=self.device)[: cfg.num_min]
-        next_q = next_q[pick].min(0).values  # (B,)
+        pick = torch.randperm(cfg.num_critics, device=self.device)[: cfg.num_min]  # a random pair (REDQ)
+        next_q = self.critic_target(next_s, combine(b["next_base_action"], res), members=pick)  # (M, B)
+        next_q = next_q.min(0).values  # (B,)
         return b["reward"] + b["discount"] * next_q  # (B,)
 
     def update(self, batch: dict[str, np.ndarray | torch.Tensor]) -> dict[str, float]:
