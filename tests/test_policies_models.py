@@ -95,9 +95,9 @@ def test_act_rejects_bad_observations_by_name():
         q.act({"state": np.zeros(6, np.float32), "images/front": np.zeros((24, 24, 3), np.float32)})
 
 
-def test_transformer_head_fits_a_batch():
+def test_bc_head_fits_a_batch_and_exposes_features():
     torch.manual_seed(0)
-    p = make("bc", bc=BCConfig(head="transformer", d_model=32, n_heads=2, n_layers=1))
+    p = make("bc")
     state = torch.randn(16, 2, 6)
     target = 0.5 * torch.tanh(state[:, -1, :3])[:, None].expand(16, 8, 3)  # a function of the latest obs
     batch = {"obs": {"state": state}, "action": target}
@@ -190,5 +190,5 @@ def test_config_validation_names_the_field():
         PolicyConfig(horizon=8, n_action_steps=9).validate()
     with pytest.raises(ValueError, match="divisible"):
         PolicyConfig(kind="diffusion", horizon=10).validate()
-    with pytest.raises(ValueError, match="head"):
-        build_policy(PolicyConfig(bc=BCConfig(head="lstm")), {"state": (3,)}, 2)
+    with pytest.raises(ValueError, match="loss"):
+        build_policy(PolicyConfig(bc=BCConfig(loss="huber")), {"state": (3,)}, 2)

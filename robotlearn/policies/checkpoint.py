@@ -131,7 +131,10 @@ def load_policy(path: str | Path, env: RobotEnv | None = None, device: str | tor
     config = read_config(ckpt)
     if env is not None:
         check_env_compatible(config, env, where=f"policy checkpoint {str(ckpt)!r}")
-    cfg = PolicyConfig.from_dict(config["policy"])
+    try:
+        cfg = PolicyConfig.from_dict(config["policy"])
+    except Exception as e:  # omegaconf raises several types; all mean "config from another code version"
+        raise CheckpointError(f"{ckpt / CONFIG}: policy config does not fit this code's PolicyConfig ({e})") from e
     obs_shapes = {k: tuple(v) for k, v in config["obs_shapes"].items()}
     policy = build_policy(cfg, obs_shapes, config["action_dim"])
     try:

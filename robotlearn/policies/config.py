@@ -23,14 +23,9 @@ class EncoderConfig:
 
 @dataclass
 class BCConfig:
-    head: str = "mlp"  # "mlp" | "transformer"
     hidden: list[int] = field(default_factory=lambda: [512, 512])
     loss: str = "l1"  # "l1" | "mse"
     dropout: float = 0.0
-    # transformer head (ACT-style: learned action queries cross-attend to obs tokens)
-    d_model: int = 128
-    n_heads: int = 4
-    n_layers: int = 2
 
 
 @dataclass
