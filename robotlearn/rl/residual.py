@@ -119,8 +119,8 @@ class CriticEnsemble(nn.Module):
         x = x.unsqueeze(0).expand(self.num_critics if members is None else len(members), -1, -1)  # (E, B, S+A)
         for i in range(len(self.ln_w)):
             x = torch.baddbmm(pick(self.biases[i]), x, pick(self.weights[i]))  # (E, B, H)
-            x = F.layer_norm(x, (self.hidden,)) * pick(self.ln_w[i]) + pick(self.ln_b[i])
-            x = F.relu(x)
+            x = torch.addcmul(pick(self.ln_b[i]), F.layer_norm(x, (self.hidden,)), pick(self.ln_w[i]))  # LN affine
+            x = x.relu_()  # in place: one pass less over (E, B, H)
         return torch.baddbmm(pick(self.biases[-1]), x, pick(self.weights[-1])).squeeze(-1)  # (E, B)
 
 
