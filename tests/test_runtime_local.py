@@ -146,3 +146,18 @@ def test_bad_episode_message_is_rejected_not_logged(tmp_path, demos):
     assert EpisodeDataset(tmp_path / "run" / "online.zarr").n_episodes == 1
     with pytest.raises(MessageError):
         decode_batch(b"garbage")
+
+
+def test_resume_with_other_network_settings_is_a_clear_error(tmp_path, demos):
+    from robotlearn.envs import make_env
+    from robotlearn.rl.bases import make_base
+    from robotlearn.runtime.learner import Learner
+
+    env = make_env(ENV)
+    lc = LearnerConfig(out_dir=str(tmp_path / "run"), tensorboard=False, progress=False)
+    L = Learner(None, ResidualConfig(**TINY), lc, env.env_info, env.observation_space, demos, make_base("zero", env))
+    L.checkpoint()
+    L.close()
+    with pytest.raises(ValueError, match="hidden_dim"):
+        Learner(None, ResidualConfig(**{**TINY, "hidden_dim": 64}), lc, env.env_info, env.observation_space, demos,
+                make_base("zero", env))

@@ -62,7 +62,14 @@ class Learner:
         ckpt = self.out / "checkpoint"
         if cfg.resume and (ckpt / "learner.yaml").exists():
             self.learner = ResidualLearner.load(ckpt, cfg.device or None)
-            self.learner.cfg = rl  # runtime knobs may change on resume; network sizes must not
+            fixed = ("num_critics", "hidden_dim", "num_layers", "residual_scale")
+            changed = {k: (getattr(self.learner.cfg, k), getattr(rl, k)) for k in fixed
+                       if getattr(self.learner.cfg, k) != getattr(rl, k)}
+            if changed or (self.learner.state_dim, self.learner.action_dim) != (state_dim, action_dim):
+                raise ValueError(f"cannot resume {ckpt}: it was trained with {changed or 'other'} network settings "
+                                 f"(state/action dims {self.learner.state_dim}/{self.learner.action_dim}, env has "
+                                 f"{state_dim}/{action_dim}); use a new out_dir or the original settings")
+            self.learner.cfg = rl  # runtime knobs (lr, utd, noise) may change on resume
             log.info("resumed learner from %s at update %d", ckpt, self.learner.num_updates)
         else:
             self.learner = ResidualLearner(state_dim, action_dim, rl, cfg.device or None)
@@ -84,11 +91,14 @@ class Learner:
         self.episodes: list[dict[str, Any]] = []  # (env_steps, success, return, version) per episode, for curves
         if cfg.resume and log_path.exists():
             ds = EpisodeDataset(log_path)
-            for i in range(ds.n_episodes):
-                ep = ds.get_episode(i, keys=list(EPISODE_KEYS))
-                meta = ds.episode_meta(i)
-                self.online_buffer.add_episode(ep, terminated=bool(meta["terminated"]))
-                self._record(len(ep["reward"]), bool(meta["success"]), float(ep["reward"].sum()), int(meta["policy_version"]))
+            data = ds.load(list(EPISODE_KEYS))  # one read of the whole log, then sliced per episode
+            term, succ, ver = (ds.meta_array(k) for k in ("terminated", "success", "policy_version"))
+            start = 0
+            for i, end in enumerate(ds.episode_ends):
+                ep = {k: v[start:end] for k, v in data.items()}
+                self.online_buffer.add_episode(ep, terminated=bool(term[i]))
+                self._record(int(end - start), bool(succ[i]), float(ep["reward"].sum()), int(ver[i]))
+                start = int(end)
             # actors may have seen versions newer than the checkpoint: continue above all of them
             seen = max([e["version"] for e in self.episodes] + [self.learner.version])
             self.learner.version = seen + 1 if self.episodes else self.learner.version
