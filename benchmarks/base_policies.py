@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -61,6 +62,7 @@ def act_latency(policy, env, calls: int) -> dict[str, float]:
 
 def bench_task(task: str, prof: dict, out: Path, seed: int, progress: bool) -> dict:
     data = out / "data" / f"{task.replace('/', '_')}_noise{prof['noise']}_{prof['demos']}.zarr"
+    shutil.rmtree(data, ignore_errors=True)  # fresh demos, so the expert's success rate is measured this run
     t0 = time.time()
     # Successful episodes only (as in curated demo sets); the expert's own success rate is reported.
     demos = collect(CollectConfig(env=env_config(task), episodes=prof["demos"], noise=prof["noise"], seed=seed,

@@ -26,14 +26,16 @@ def lift_demos(tmp_path_factory):
 
 
 def train(path, out, policy, steps, **kw):
-    cfg = TrainBCConfig(dataset=str(path), policy=policy, steps=steps, batch_size=64, log_every=25,
-                        out_dir=str(out), progress=False, **kw)
+    kw.setdefault("log_every", 25)
+    kw.setdefault("batch_size", 64)
+    cfg = TrainBCConfig(dataset=str(path), policy=policy, steps=steps, out_dir=str(out),
+                        progress=False, **kw)
     return run(cfg)
 
 
-def assert_loss_falls(losses):
+def assert_loss_falls(losses, factor=0.5):
     first, last = losses[0][1], losses[-1][1]
-    assert last < 0.5 * first, f"loss did not fall: {losses}"
+    assert last < factor * first, f"loss did not fall: {losses}"
 
 
 def same_actions(a, b, env, steps=30, seed=0):
@@ -100,3 +102,21 @@ def test_cli_train_then_eval(lift_demos, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cli(["eval", f"policy={out}", "env=sim/pick_place", "episodes=1", "progress=false"])
     assert e.value.code == 2 and "observation 'state' has shape (30,)" in capsys.readouterr().err
+
+
+def test_image_policy_end_to_end(tmp_path):
+    """Camera observations through the whole path: zarr -> conv encoder -> checkpoint -> env with the camera."""
+    env_cfg = {**env_config("sim/lift"), "cameras": ["front", "panda/wrist"], "image_size": 32, "horizon": 20}
+    path = tmp_path / "lift_img.zarr"
+    collect(CollectConfig(env=env_cfg, episodes=2, noise=0.1, out=str(path), progress=False))
+    pol = PolicyConfig(kind="bc", horizon=4, n_action_steps=2, bc=BCConfig(hidden=[64]),
+                       encoder=EncoderConfig(state_hidden=[32], state_features=32, image_channels=8, image_keypoints=8),
+                       optim=OptimConfig(lr=1e-3, warmup_steps=5))
+    res = train(path, tmp_path / "run", pol, steps=60, eval_every=0, final_eval_episodes=0, log_every=10, batch_size=32)
+    assert_loss_falls(res.metrics["losses"], factor=0.8)
+    assert set(res.policy.obs_shapes) == {"state", "images/front", "images/panda/wrist"}
+    env = make_env(env_cfg)
+    loaded = load_policy(res.out_dir / "checkpoints" / "last", env=env, device="cpu")
+    same_actions(res.policy, loaded, env, steps=4)
+    with pytest.raises(PolicyEnvMismatchError, match="observation 'images/front' is missing"):
+        load_policy(res.out_dir / "checkpoints" / "last", env=make_env("sim/lift"))
