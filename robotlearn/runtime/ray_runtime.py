@@ -123,6 +123,8 @@ class RayRun:
         # workers may run elsewhere (another cwd, another node with a shared FS): pass absolute paths
         self.learner_cfg = dataclasses.replace(learner_cfg, out_dir=os.path.abspath(learner_cfg.out_dir))
         self.demos = os.path.abspath(demos) if demos and "://" not in demos else demos
+        if os.path.exists(base_spec):  # a checkpoint path (not zero / expert[:noise])
+            self.base_spec = os.path.abspath(base_spec)
         self.env_kwargs = dict(env_kwargs or {})
         self.started_ray = False
         self.actors: list[Any] = []
@@ -215,6 +217,10 @@ class RayRun:
                 if deadline is not None and time.time() > deadline:
                     raise TimeoutError(f"Ray fine-tune did not finish within {timeout} s")
             result = json.loads(ray.get(self.learner_ref))  # raises the learner's error, if any
+        except KeyboardInterrupt:  # Ctrl-C: the learner still writes its checkpoint before we tear down
+            self.request_stop()
+            ray.wait([self.learner_ref], timeout=self.rt.stop_timeout_s)
+            raise
         finally:
             if bar is not None:
                 bar.close()
