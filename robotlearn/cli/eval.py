@@ -29,6 +29,7 @@ class EvalConfig:
     video: bool = False
     video_episodes: int = 2
     camera: str = "front"
+    ddim_steps: Optional[int] = None  # diffusion only: override the checkpoint's DDIM sampling steps
     out: Optional[str] = None
     progress: bool = True
     residual: Optional[str] = None  # a finetune run folder: also eval base + residual, side by side (rl/evaluate.py)
@@ -66,6 +67,10 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     ckpt = resolve_checkpoint(cfg.checkpoint)
     env = checkpoint_env(ckpt, cfg.env)
     policy = load_policy(ckpt, env=env, device=None if cfg.device == "auto" else cfg.device)
+    if cfg.ddim_steps is not None:
+        if not hasattr(policy, "num_inference_steps"):
+            raise ConfigError(f"ddim_steps={cfg.ddim_steps}: {ckpt} is a {policy.kind} policy, not diffusion")
+        policy.num_inference_steps = cfg.ddim_steps
     if cfg.residual:
         return run_with_residual(cfg, ckpt, env, policy)
     res = evaluate(policy, env, cfg.episodes, seed=cfg.seed, record_episodes=cfg.video_episodes if cfg.video else 0,
