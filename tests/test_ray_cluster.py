@@ -76,3 +76,16 @@ def test_join_existing_cluster_and_finish_on_budget(ray_head, tmp_path):
     ray.init(address=ray_head, include_dashboard=False, log_to_driver=False)
     assert ray.cluster_resources().get("CPU") == 2.0  # ... which is still up for the next job
     ray.shutdown()
+
+
+def test_actor_errors_are_not_retried_and_stop_the_run_cleanly(ray_head, tmp_path, capsys):
+    """A Python error in every actor (here a bad base spec) is reported, not looped on; the learner still checkpoints."""
+    rl = ResidualConfig(num_critics=2, hidden_dim=32, num_layers=1, batch_size=32)
+    lc = LearnerConfig(out_dir=str(tmp_path), max_env_steps=400, tensorboard=False, progress=False)
+    rt = RayRuntimeConfig(num_actors=2, address=ray_head, actor_cpus=0.5, learner_cpus=0.5, stop_timeout_s=10)
+    result = run_ray("sim/reach", "expert:not-a-number", rl, lc, ActorConfig(), rt, progress=False)
+    assert result["env_steps"] == 0
+    assert all("error" in a and "not-a-number" in a["error"] for a in result["actors"])
+    assert all(len(pids) == 1 for pids in result["hub"]["registrations"].values())  # no restart loop
+    assert (tmp_path / "checkpoint" / "learner.yaml").exists()
+    assert "stopped with an error" in capsys.readouterr().out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -129,6 +130,7 @@ class RayRun:
         self.started_ray = False
         self.actors: list[Any] = []
         self.actor_refs: list[Any] = []
+        self._reported: set[int] = set()
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> RayRun:
@@ -207,11 +209,12 @@ class RayRun:
                     bar.refresh()
                 if ready:
                     break
+                self._report_actor_errors()
                 if not stopping and self._no_actor_left():
                     # no data can come any more: let the learner checkpoint and return what it has
-                    errors = [a["error"] for a in self._actor_results() if "error" in a]
-                    print(f"ray runtime: every actor worker has ended, some for good ({errors}); stopping the learner. "
-                          f"Raise runtime.max_restarts to survive more crashes.", flush=True)
+                    print("ray runtime: every actor worker has ended and no data can come; stopping the learner "
+                          "(it checkpoints). Crashes are restarted up to runtime.max_restarts; Python errors are not.",
+                          flush=True)
                     self.request_stop()
                     stopping = True
                 if deadline is not None and time.time() > deadline:
@@ -229,6 +232,20 @@ class RayRun:
         result["hub"] = self.hub_stats()
         result["wall_s"] = time.time() - self.t0
         return result
+
+    def _report_actor_errors(self) -> None:
+        """Say at once when a worker's run ended in an error (a Python exception is not retried; a crash is)."""
+        done, _ = ray.wait(self.actor_refs, num_returns=len(self.actor_refs), timeout=0)
+        for ref in done:
+            i = self.actor_refs.index(ref)
+            if i in self._reported:
+                continue
+            self._reported.add(i)
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayError as e:
+                print(f"ray runtime: actor-{i} stopped with an error, training goes on with the others: "
+                      f"{_error_line(e)}", flush=True)
 
     def _no_actor_left(self) -> bool:
         """True when every actor's run ended and at least one ended in an error (restarts used up)."""
@@ -249,8 +266,8 @@ class RayRun:
                 continue
             try:
                 out.append(json.loads(ray.get(ref)))
-            except ray.exceptions.RayError as e:  # out of restarts: report, the learner's result still stands
-                out.append({"error": str(e).splitlines()[0]})
+            except ray.exceptions.RayError as e:  # an exception, or out of restarts: report it
+                out.append({"error": _error_line(e)})
         return out
 
     def shutdown(self) -> None:
@@ -262,6 +279,14 @@ class RayRun:
                     pass
         if self.started_ray:
             ray.shutdown()
+
+
+def _error_line(e: Exception) -> str:
+    """The actual exception line of a Ray error (its first lines name the worker, not the problem)."""
+    lines = [ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", str(e)).splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    return lines[-1] if isinstance(e, ray.exceptions.RayTaskError) else lines[0]  # exception | actor death
 
 
 def run_ray(env: str | dict, base_spec: str, rl: ResidualConfig, learner_cfg: LearnerConfig, actor_cfg: ActorConfig,
