@@ -106,6 +106,9 @@ def eval_success(task: str, base_spec: str, learner: Learner | None, episodes: i
 def run_rl(task: str, base_spec: str, demos: str, rl: ResidualConfig, steps: int, eval_every: int, episodes: int,
            seed: int, work: Path) -> dict:
     """Actor and Learner in lock-step: UTD exactly rl.utd; returns the eval curve and timings."""
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)  # a fresh online log per run
     torch.manual_seed(seed)
     env = make_env(task)
     inline = Inline()
@@ -150,6 +153,9 @@ def async_rates(task: str, base_spec: str, demos: str, rl: ResidualConfig, updat
     env = make_env(task)
     ups = measure_update_rate(rl, env.observation_space["state"].shape[0], env.action_space.shape[0])
     env.close()
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
     lc = LearnerConfig(out_dir=str(work), resume=False, tensorboard=False, progress=False, max_updates=updates,
                        min_online_steps=256)
     ac = ActorConfig(pace_hz=0.8 * ups / rl.utd)
@@ -222,6 +228,7 @@ def main() -> None:
                                                     d / f"residual_s{seed}"))
             results[task]["scratch"].append(run_rl(task, "zero", demos, rl_scr, steps, eval_every, episodes, seed,
                                                    d / f"scratch_s{seed}"))
+            (out / "results.json").write_text(json.dumps({"header": header, "results": results}, indent=1))
         rates[task] = async_rates(task, bc, demos, rl_res, p["rate_updates"], d / "rates")
         (out / "results.json").write_text(json.dumps({"header": header, "results": results, "rates": rates}, indent=1))
     plot(results, out / "residual_rl.png", header)
