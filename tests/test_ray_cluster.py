@@ -85,7 +85,7 @@ def test_actor_errors_are_not_retried_and_stop_the_run_cleanly(ray_head, tmp_pat
     rt = RayRuntimeConfig(num_actors=2, address=ray_head, actor_cpus=0.5, learner_cpus=0.5, stop_timeout_s=10)
     result = run_ray("sim/reach", "expert:not-a-number", rl, lc, ActorConfig(), rt, progress=False)
     assert result["env_steps"] == 0
-    assert all("error" in a and "not-a-number" in a["error"] for a in result["actors"])
+    assert all("error" in a and "not-a-number" in a["error"] for a in result["actors"]), result["actors"]
     assert all(len(pids) == 1 for pids in result["hub"]["registrations"].values())  # no restart loop
     assert (tmp_path / "checkpoint" / "learner.yaml").exists()
     assert "stopped with an error" in capsys.readouterr().out
