@@ -8,25 +8,20 @@ r = release the e-stop button (False; the robot resumes only after a reset), q =
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from typing import Optional
 
 from std_msgs.msg import Bool
 
-from hw_drivers.config import load_params
-from hw_drivers.ros_runtime import LATCHED_QOS, RELIABLE_QOS, RosNode, strip_ros_args
+from hw_drivers.node_common import parse_robot_params
+from hw_drivers.ros_runtime import LATCHED_QOS, RELIABLE_QOS, RosNode
 
 KEYS = {"s": ("label", True), "f": ("label", False), "e": ("estop", True), "r": ("estop", False)}
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--params", required=True, help="robot description YAML (configs/ros2/*.yaml)")
-    ap.add_argument("--domain-id", type=int, default=None, help="override dds.domain_id")
-    args = ap.parse_args(strip_ros_args(argv))
-    p = load_params(args.params, {"dds.domain_id": args.domain_id} if args.domain_id is not None else None)
+    args, p = parse_robot_params(__doc__.split("\n\n")[0], argv)
     if not p.robot.label_topic:
         print(f"{args.params}: robot.label_topic is empty: labels go nowhere", file=sys.stderr)
         return 2

@@ -13,7 +13,6 @@ the reset service releases (after the e-stop topic has gone back to False).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from typing import Optional
@@ -24,11 +23,12 @@ from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from hw_drivers.config import NodeParams, load_params
+from hw_drivers.config import NodeParams
 from hw_drivers.command_gate import CommandGate
 from hw_drivers.conversions import MessageFormatError, array_to_image, make_joint_state
 from hw_drivers.kinematics import MujocoFK
-from hw_drivers.ros_runtime import RELIABLE_QOS, RosNode, strip_ros_args
+from hw_drivers.node_common import parse_robot_params
+from hw_drivers.ros_runtime import RELIABLE_QOS, RosNode
 from hw_drivers.safety import SafetyLayer
 
 
@@ -172,20 +172,11 @@ class MujocoRobotNode:
         self.pub_status.publish(String(data=json.dumps(status)))
 
     def spin(self) -> None:
-        try:
-            self.ros.executor.spin()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self.ros.close()
+        self.ros.spin_forever()
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--params", required=True, help="robot description YAML (configs/ros2/*.yaml)")
-    ap.add_argument("--domain-id", type=int, default=None, help="override dds.domain_id")
-    args = ap.parse_args(strip_ros_args(argv))
-    p = load_params(args.params, {"dds.domain_id": args.domain_id} if args.domain_id is not None else None)
+    args, p = parse_robot_params(__doc__.split("\n\n")[0], argv)
     node = MujocoRobotNode(p)
     node.ros.node.get_logger().info(f"serving {p.sim.task} as {p.robot.name} on {p.robot.state_topic}")
     node.spin()

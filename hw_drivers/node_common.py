@@ -1,10 +1,11 @@
-"""Shared command-line handling for the actor and learner nodes."""
+"""Shared command-line handling for every node (robot, bridge, labels, actor, learner)."""
 from __future__ import annotations
 
 import argparse
 import signal
 import threading
 
+from hw_drivers.config import load_params
 from hw_drivers.finetune_params import FinetuneParams, load_finetune, parse_sets
 from hw_drivers.ros_runtime import strip_ros_args
 
@@ -16,6 +17,15 @@ def parse(description: str, argv: list[str] | None) -> tuple[argparse.Namespace,
                     help="override a key, e.g. learner.out_dir=runs/x or robot_overrides.dds.domain_id=7")
     args = ap.parse_args(strip_ros_args(argv))
     return args, load_finetune(args.params, parse_sets(args.set))
+
+
+def parse_robot_params(description: str, argv: list[str] | None):
+    """`--params <robot YAML> [--domain-id N]` -> (args, RobotParams) for the robot-side nodes."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--params", required=True, help="robot description YAML (configs/ros2/*.yaml)")
+    ap.add_argument("--domain-id", type=int, default=None, help="override dds.domain_id")
+    args = ap.parse_args(strip_ros_args(argv))
+    return args, load_params(args.params, {"dds.domain_id": args.domain_id} if args.domain_id is not None else None)
 
 
 def stop_on_signals() -> threading.Event:

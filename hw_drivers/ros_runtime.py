@@ -59,6 +59,15 @@ class RosNode:
             if self.context.ok():
                 raise
 
+    def spin_forever(self) -> None:
+        """Spin in the calling thread (a node's main) until Ctrl-C, then close."""
+        try:
+            self.executor.spin()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.close()
+
     def close(self) -> None:
         atexit.unregister(self.close)
         if not self.context.ok():

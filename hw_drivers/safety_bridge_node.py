@@ -11,7 +11,6 @@ e-stop latches, it holds the measured position. Its reset service releases the l
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import threading
@@ -26,10 +25,11 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from hw_drivers.command_gate import CommandGate
-from hw_drivers.config import NodeParams, load_params
+from hw_drivers.config import NodeParams
 from hw_drivers.conversions import MessageFormatError, joint_state_to_arrays, make_command
 from hw_drivers.kinematics import MujocoFK
-from hw_drivers.ros_runtime import RELIABLE_QOS, SENSOR_QOS, RosNode, strip_ros_args
+from hw_drivers.node_common import parse_robot_params
+from hw_drivers.ros_runtime import RELIABLE_QOS, SENSOR_QOS, RosNode
 from hw_drivers.safety import SafetyLayer
 
 
@@ -120,20 +120,11 @@ class SafetyBridge:
             self.pub_status.publish(String(data=json.dumps(self.gate.status())))
 
     def spin(self) -> None:
-        try:
-            self.ros.executor.spin()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self.ros.close()
+        self.ros.spin_forever()
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--params", required=True, help="robot description YAML (configs/ros2/*.yaml)")
-    ap.add_argument("--domain-id", type=int, default=None, help="override dds.domain_id")
-    args = ap.parse_args(strip_ros_args(argv))
-    p = load_params(args.params, {"dds.domain_id": args.domain_id} if args.domain_id is not None else None)
+    args, p = parse_robot_params(__doc__.split("\n\n")[0], argv)
     bridge = SafetyBridge(p)
     bridge.log.info(f"safety bridge {p.robot.command.topic} -> {p.bridge.output_topic} at {p.bridge.rate_hz:g} Hz")
     bridge.spin()
