@@ -45,7 +45,7 @@ TASKS = {  # demos + BC sized so the base lands at roughly 30-70% success
 }
 PROFILES = {
     "cpu": dict(rl="cpu", seeds=2, steps={"sim/reach": 10_000, "sim/lift": 20_000}, eval_every=2000, eval_episodes=50,
-                rate_updates=300),
+                rate_updates=1000),
     "gpu": dict(rl="resfit", seeds=3, steps={"sim/reach": 50_000, "sim/lift": 50_000}, eval_every=5000,
                 eval_episodes=50, rate_updates=2000),
     "smoke": dict(rl="pipeline", seeds=1, steps={"sim/reach": 1500, "sim/lift": 1500}, eval_every=500, eval_episodes=10,
@@ -200,6 +200,8 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=None)
     ap.add_argument("--out", default="runs/bench_residual_rl")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rates-only", action="store_true",
+                    help="re-measure only the concurrent async rates, reusing --out's bases and results.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     p = PROFILES[args.profile]
@@ -216,10 +218,15 @@ def main() -> None:
               f"steps={args.steps or p['steps']} target={TARGET:.0%}")
     print(header, flush=True)
     results, rates, t0 = {}, {}, time.time()
+    if args.rates_only:
+        results = json.loads((out / "results.json").read_text())["results"]
     for task in args.tasks:
         steps = args.steps or p["steps"][task]
         d = make_base_policy(task, out, seed=0)
         bc, demos = str(d / "bc" / "checkpoints" / "last"), str(d / "demos.zarr")
+        if args.rates_only:
+            rates[task] = async_rates(task, bc, demos, rl_res, p["rate_updates"], d / "rates")
+            continue
         results[task] = {"base": [], "residual": [], "scratch": []}
         for seed in range(seeds):
             results[task]["base"].append(eval_success(task, bc, None, episodes, seed))
@@ -231,6 +238,7 @@ def main() -> None:
             (out / "results.json").write_text(json.dumps({"header": header, "results": results}, indent=1))
         rates[task] = async_rates(task, bc, demos, rl_res, p["rate_updates"], d / "rates")
         (out / "results.json").write_text(json.dumps({"header": header, "results": results, "rates": rates}, indent=1))
+    (out / "results.json").write_text(json.dumps({"header": header, "results": results, "rates": rates}, indent=1))
     plot(results, out / "residual_rl.png", header)
     report(results, rates, header, time.time() - t0)
     print(f"plot: {out / 'residual_rl.png'}  data: {out / 'results.json'}")

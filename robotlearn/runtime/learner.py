@@ -228,13 +228,15 @@ def run_learner(transport: LearnerTransport, rl: ResidualConfig, cfg: LearnerCon
         bar = tqdm(total=cfg.max_env_steps or None, initial=L.learner.env_steps, unit="step", desc="finetune")
     L.publish()  # actors get the current (resumed or zero-init) weights + normaliser immediately
     t0, updates0, steps0 = time.time(), L.learner.num_updates, L.learner.env_steps
+    t_learn, updates_learn, steps_learn = None, updates0, steps0  # steady state: from the first update on
     last_log = last_ckpt = L.learner.num_updates
     try:
         while not _should_stop(stop):
             got = L.ingest(transport.recv_transitions(timeout=0.0 if L.updates_owed() else 0.05))
             if bar is not None and got:
                 bar.update(got)
-            L.train(max_updates=8)  # small slices so new episodes are logged promptly
+            if L.train(max_updates=8) and t_learn is None:  # small slices so new episodes are logged promptly
+                t_learn, updates_learn, steps_learn = time.time(), L.learner.num_updates, L.learner.env_steps
             u = L.learner.num_updates
             if u - last_ckpt >= cfg.checkpoint_every:
                 L.checkpoint()
@@ -260,11 +262,11 @@ def run_learner(transport: LearnerTransport, rl: ResidualConfig, cfg: LearnerCon
             bar.close()
         if tb is not None:
             tb.close()
-    elapsed = time.time() - t0
+    elapsed = time.time() - (t_learn or t0)  # rates exclude start-up and waiting for the first data
     return {"env_steps": L.learner.env_steps, "updates": L.learner.num_updates, "version": L.learner.version,
-            "episodes": L.episodes, "rejected": L.rejected,
-            "learner_updates_per_s": (L.learner.num_updates - updates0) / max(elapsed, 1e-9),
-            "env_steps_per_s": (L.learner.env_steps - steps0) / max(elapsed, 1e-9),
+            "episodes": L.episodes, "rejected": L.rejected, "wall_s": time.time() - t0,
+            "learner_updates_per_s": (L.learner.num_updates - updates_learn) / max(elapsed, 1e-9),
+            "env_steps_per_s": (L.learner.env_steps - steps_learn) / max(elapsed, 1e-9),
             "heartbeats": transport.heartbeats(), "out_dir": str(L.out)}
 
 
