@@ -29,7 +29,7 @@ class PipelineConfig:
     bc_policy: str = "bc_mlp"  # configs/policy/<bc_policy>.yaml
     bc_steps: int = 500
     rl: str = "pipeline"  # configs/rl/<rl>.yaml
-    env_steps: int = 4000  # online env steps of residual RL
+    env_steps: int = 8000  # online env steps of residual RL
     match_learner: float = 0.8  # pace the sim actor at this fraction of the learner's rate / UTD
     eval_episodes: int = 50
     progress: bool = True
