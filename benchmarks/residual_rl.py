@@ -185,7 +185,9 @@ def plot(results: dict, path: Path, title: str) -> None:
         ax.set(title=task, xlabel="env steps", ylabel="success rate", ylim=(-0.02, 1.02))
         ax.legend(fontsize=8, loc="lower right")
         ax.grid(alpha=0.3)
-    fig.suptitle(title, fontsize=9)
+    import textwrap
+
+    fig.suptitle("\n".join(textwrap.wrap(title, 140)), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
