@@ -133,13 +133,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer demos and training steps")
     ap.add_argument("--tasks", nargs="+", default=TASKS)
+    ap.add_argument("--demos", type=int, help="override the profile's demos per task (fewer -> weaker bases)")
+    ap.add_argument("--noise", type=float, help="override the profile's expert noise")
     ap.add_argument("--out", default="outputs/bench_base_policies")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine is shared)")
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    prof = PROFILES["quick" if args.quick else "full"]
+    prof = dict(PROFILES["quick" if args.quick else "full"])
+    prof.update({k: v for k, v in (("demos", args.demos), ("noise", args.noise)) if v is not None})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"profile {'quick' if args.quick else 'full'}: {prof}, torch threads {args.threads}, device cpu, "
