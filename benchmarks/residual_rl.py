@@ -36,7 +36,6 @@ from robotlearn.rl.evaluate import BasePlusResidual
 from robotlearn.rl.residual import ResidualConfig, ResidualPolicy
 from robotlearn.runtime.actor import Actor, ActorConfig
 from robotlearn.runtime.learner import Learner, LearnerConfig
-from robotlearn.runtime.messages import encode_weights
 from robotlearn.runtime.transport import WeightsUpdate
 
 TASKS = {  # demos + BC sized so the base lands at roughly 30-70% success

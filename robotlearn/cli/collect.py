@@ -14,9 +14,8 @@ from typing import Any, Optional
 import numpy as np
 from tqdm import tqdm
 
-from omegaconf import OmegaConf
 
-from robotlearn.cli.config import ConfigError, compose, to_dataclass
+from robotlearn.cli.config import ConfigError, load
 from robotlearn.data import EpisodeDataset, EpisodeWriter
 from robotlearn.envs import make_env
 from robotlearn.envs.interface import RobotEnv
@@ -40,13 +39,7 @@ class CollectConfig:
 
 
 def load_config(argv: list[str]) -> CollectConfig:
-    """Like config.load, but the free-form `env` group (a _target_ + kwargs dict) bypasses struct checks."""
-    raw = compose("collect", argv)
-    env = OmegaConf.to_container(raw.env, resolve=True) if raw.get("env") is not None else None
-    rest = OmegaConf.create({k: v for k, v in OmegaConf.to_container(raw, resolve=True).items() if k != "env"})
-    cfg = to_dataclass(rest, CollectConfig)
-    cfg.env = env
-    return cfg
+    return load("collect", argv, CollectConfig)
 
 
 def make_actor(cfg: CollectConfig, env: RobotEnv, seed: int) -> tuple[BasePolicy, str]:

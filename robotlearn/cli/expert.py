@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from robotlearn.cli.config import ConfigError, compose, fail, to_dataclass
+from robotlearn.cli.config import ConfigError, fail, load
 from robotlearn.envs import list_envs, make_env
 
 
@@ -30,12 +29,7 @@ class ExpertConfig:
 
 
 def load_config(argv: list[str]) -> ExpertConfig:
-    """config.load, except the free-form `env` group (a _target_ + kwargs dict) skips struct checks."""
-    raw = OmegaConf.to_container(compose("expert", argv), resolve=True)
-    env = raw.pop("env", None)
-    cfg = to_dataclass(OmegaConf.create(raw), ExpertConfig)
-    cfg.env = env
-    return cfg
+    return load("expert", argv, ExpertConfig)
 
 
 def split_env_arg(argv: list[str]) -> tuple[list[str], list[str]]:

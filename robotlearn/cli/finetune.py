@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
-from robotlearn.cli.config import ConfigError, compose, fail, to_dataclass
+from robotlearn.cli.config import ConfigError, fail, load
 from robotlearn.rl.residual import ResidualConfig
 from robotlearn.runtime.actor import ActorConfig
 from robotlearn.runtime.learner import LearnerConfig
@@ -40,12 +40,9 @@ class FinetuneConfig:
 
 
 def load_config(argv: list[str], config_name: str = "finetune") -> FinetuneConfig:
-    """Hydra compose; the free-form `env` and `runtime` groups bypass the struct check, the rest is validated."""
-    raw = compose(config_name, argv)
-    plain = OmegaConf.to_container(raw, resolve=True)
-    env, runtime = plain.pop("env", None), plain.pop("runtime", None)
-    cfg = to_dataclass(OmegaConf.create(plain), FinetuneConfig)
-    cfg.env, cfg.runtime = env, runtime or {"name": "local"}
+    """Hydra compose, validated; `env` and `runtime` are free-form groups (`_target_`/`name` + kwargs)."""
+    cfg = load(config_name, argv, FinetuneConfig)
+    cfg.runtime = cfg.runtime or {"name": "local"}
     if not cfg.env:
         raise ConfigError("finetune needs env=<name>, e.g. env=sim/reach")
     return cfg

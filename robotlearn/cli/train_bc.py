@@ -17,9 +17,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from omegaconf import OmegaConf
 
-from robotlearn.cli.config import ConfigError, compose, fail, to_dataclass
+from robotlearn.cli.config import ConfigError, fail, load
 from robotlearn.data import DatasetError, EpisodeDataset, SequenceDataset
 from robotlearn.envs import make_env
 from robotlearn.envs.interface import IMAGE_PREFIX, STATE_KEY, RobotEnv
@@ -60,12 +59,7 @@ class TrainBCConfig:
 
 
 def load_config(name: str, argv: list[str], schema: type[T]) -> T:
-    """config.load, except the free-form `env` group (a `_target_` + kwargs dict) skips struct checks."""
-    raw = OmegaConf.to_container(compose(name, argv), resolve=True)
-    env = raw.pop("env", None)
-    cfg = to_dataclass(OmegaConf.create(raw), schema)
-    cfg.env = env  # type: ignore[attr-defined]
-    return cfg
+    return load(name, argv, schema)
 
 
 def dataset_obs_shapes(ds: EpisodeDataset, keys: list[str] | None) -> dict[str, tuple[int, ...]]:

@@ -23,7 +23,7 @@ import numpy as np
 import zarr
 
 from robotlearn.data import layout
-from robotlearn.data.layout import DATA, EPISODE_ENDS, META, META_FIELDS, SOURCES, DatasetError
+from robotlearn.data.layout import DATA, META, META_FIELDS, SOURCES, DatasetError
 from robotlearn.data.reader import scan
 from robotlearn.envs.interface import EnvInfo
 
