@@ -23,3 +23,12 @@ def test_free_form_env_dict_is_accepted():
 def test_unknown_key_or_wrong_type_names_the_field(bad, word):
     with pytest.raises(ConfigError, match=word):
         to_dataclass(OmegaConf.create(bad), _Schema)
+
+
+def test_pipeline_takes_env_name_despite_the_env_config_group():
+    from robotlearn.cli.pipeline import parse
+
+    assert parse(["env=sim/lift", "env_steps=100"]).task == "sim/lift"
+    assert parse([]).task == "sim/reach"
+    with pytest.raises(ConfigError, match="demo_episods"):
+        parse(["demo_episods=3"])

@@ -21,7 +21,7 @@ from robotlearn.cli.config import ConfigError, fail, load
 
 @dataclass
 class PipelineConfig:
-    env: str = "sim/reach"  # task name (configs/env/<env>.yaml)
+    task: str = "sim/reach"  # env name (configs/env/<task>.yaml); `env=<name>` on the command line works too
     out: str = "runs/pipeline"
     seed: int = 0
     demo_episodes: int = 30  # scripted demos; noisy on purpose so BC is mediocre
@@ -45,8 +45,8 @@ def run(cfg: PipelineConfig) -> dict:
     progress = f"progress={str(cfg.progress).lower()}"
 
     t = time.time()
-    print(f"[1/3] collecting {cfg.demo_episodes} scripted demos (noise {cfg.demo_noise}) on {cfg.env} -> {demos}")
-    if collect.main([f"env={cfg.env}", f"episodes={cfg.demo_episodes}", f"noise={cfg.demo_noise}", f"seed={cfg.seed}",
+    print(f"[1/3] collecting {cfg.demo_episodes} scripted demos (noise {cfg.demo_noise}) on {cfg.task} -> {demos}")
+    if collect.main([f"env={cfg.task}", f"episodes={cfg.demo_episodes}", f"noise={cfg.demo_noise}", f"seed={cfg.seed}",
                      f"out={demos}", progress]) != 0:
         raise RuntimeError("collect failed")
     times["collect_s"] = time.time() - t
@@ -58,7 +58,7 @@ def run(cfg: PipelineConfig) -> dict:
     else:
         print(f"[2/3] training a {cfg.bc_policy} base for {cfg.bc_steps} steps -> {bc_dir}")
         train_bc.run(train_bc.load_config("train_bc", [
-            f"policy={cfg.bc_policy}", f"dataset={demos}", f"env={cfg.env}", f"steps={cfg.bc_steps}",
+            f"policy={cfg.bc_policy}", f"dataset={demos}", f"env={cfg.task}", f"steps={cfg.bc_steps}",
             f"seed={cfg.seed}", f"out_dir={bc_dir}", "eval_every=0", "final_eval_episodes=0", progress],
             train_bc.TrainBCConfig))
     times["train_bc_s"] = time.time() - t
@@ -66,7 +66,7 @@ def run(cfg: PipelineConfig) -> dict:
     t = time.time()
     print(f"[3/3] residual RL on the frozen BC base: {cfg.env_steps} env steps (async actor + learner) -> {ft_dir}")
     ft = finetune.load_config([
-        f"env={cfg.env}", f"rl={cfg.rl}", f"base={ckpt}", f"demos={demos}", f"out={ft_dir}",
+        f"env={cfg.task}", f"rl={cfg.rl}", f"base={ckpt}", f"demos={demos}", f"out={ft_dir}",
         f"env_steps={cfg.env_steps}", f"match_learner={cfg.match_learner}", f"eval_episodes={cfg.eval_episodes}",
         f"seed={cfg.seed}", f"learner.progress={str(cfg.progress).lower()}"])
     summary = finetune.run(ft)
@@ -74,20 +74,25 @@ def run(cfg: PipelineConfig) -> dict:
 
     ev = summary["eval"]
     base, tuned = ev["base"]["success_rate"], ev["base+residual"]["success_rate"]
-    result = {"env": cfg.env, "base_success": base, "finetuned_success": tuned, "eval_episodes": cfg.eval_episodes,
+    result = {"env": cfg.task, "base_success": base, "finetuned_success": tuned, "eval_episodes": cfg.eval_episodes,
               "env_steps": summary["env_steps"], "updates": summary["updates"], "times": times,
               "learning_curve": str(ft_dir / "learning_curve.png")}
     (out / "pipeline.json").write_text(json.dumps(result, indent=2))
-    print(f"\n{cfg.env}: frozen BC base {base:.0%} -> base + residual {tuned:.0%} "
+    print(f"\n{cfg.task}: frozen BC base {base:.0%} -> base + residual {tuned:.0%} "
           f"({cfg.eval_episodes} eval episodes each, same seeds) after {summary['env_steps']} online steps; "
           f"total {sum(times.values()) / 60:.1f} min")
     print(f"learning curve: {result['learning_curve']}   summary: {out / 'pipeline.json'}")
     return result
 
 
+def parse(argv: list[str]) -> PipelineConfig:
+    # `env` is a hydra config group (configs/env/), so the task name travels as `task`.
+    return load("pipeline", [f"task={a[4:]}" if a.startswith("env=") else a for a in argv], PipelineConfig)
+
+
 def main(argv: list[str]) -> int:
     try:
-        run(load("pipeline", argv, PipelineConfig))
+        run(parse(argv))
     except (ConfigError, FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
         fail(str(e))
     return 0
