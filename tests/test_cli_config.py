@@ -28,7 +28,7 @@ def test_unknown_key_or_wrong_type_names_the_field(bad, word):
 def test_pipeline_takes_env_name_despite_the_env_config_group():
     from robotlearn.cli.pipeline import parse
 
-    assert parse(["env=sim/lift", "env_steps=100"]).task == "sim/lift"
-    assert parse([]).task == "sim/reach"
+    assert parse(["env=sim/reach", "env_steps=100"]).task == "sim/reach"
+    assert parse([]).task == "sim/lift"
     with pytest.raises(ConfigError, match="demo_episods"):
         parse(["demo_episods=3"])

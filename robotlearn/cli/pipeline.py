@@ -21,7 +21,7 @@ from robotlearn.cli.config import ConfigError, fail, load
 
 @dataclass
 class PipelineConfig:
-    task: str = "sim/reach"  # env name (configs/env/<task>.yaml); `env=<name>` on the command line works too
+    task: str = "sim/lift"  # env name (configs/env/<task>.yaml); `env=<name>` on the command line works too
     out: str = "runs/pipeline"
     seed: int = 0
     demo_episodes: int = 30  # scripted demos; noisy on purpose so BC is mediocre
