@@ -35,7 +35,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from robotlearn.cli.collect import CollectConfig, collect  # noqa: E402
-from robotlearn.cli.train_bc import TrainBCConfig, load_config, run  # noqa: E402
+from robotlearn.cli.config import load  # noqa: E402
+from robotlearn.cli.train_bc import TrainBCConfig, run  # noqa: E402
 from robotlearn.envs import make_env  # noqa: E402
 from robotlearn.envs.registry import env_config  # noqa: E402
 from robotlearn.policies.rollout import evaluate  # noqa: E402
@@ -82,7 +83,7 @@ def bench_task(task: str, prof: dict, out: Path, seed: int, progress: bool) -> d
            "collect_s": time.time() - t0, "policies": {}}
     for name in POLICIES:
         steps = prof["steps"][name]
-        cfg = load_config("train_bc", [f"policy={name}", f"dataset={data}", f"steps={steps}", f"seed={seed}",
+        cfg = load("train_bc", [f"policy={name}", f"dataset={data}", f"steps={steps}", f"seed={seed}",
                                        "eval_every=0", "final_eval_episodes=0", "device=cpu",
                                        f"out_dir={out / 'runs' / task.replace('/', '_') / name}",
                                        f"progress={str(progress).lower()}"], TrainBCConfig)

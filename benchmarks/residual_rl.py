@@ -67,6 +67,7 @@ def rl_config(name: str, scratch: bool) -> ResidualConfig:
 def make_base_policy(task: str, out: Path, seed: int) -> Path:
     """Collect noisy demos and train a BC base once per task (cached under out/)."""
     from robotlearn.cli import collect, train_bc
+    from robotlearn.cli.config import load
 
     t = TASKS[task]
     d = out / task.replace("/", "_")
@@ -74,7 +75,7 @@ def make_base_policy(task: str, out: Path, seed: int) -> Path:
     collect.main([f"env={task}", f"episodes={t['demo_episodes']}", f"noise={t['demo_noise']}", f"seed={seed}",
                   f"out={demos}", "progress=false"])
     if not (bc / "checkpoints" / "last").exists():
-        train_bc.run(train_bc.load_config("train_bc", [
+        train_bc.run(load("train_bc", [
             f"dataset={demos}", f"env={task}", f"steps={t['bc_steps']}", f"seed={seed}", f"out_dir={bc}",
             "eval_every=0", "final_eval_episodes=0", "progress=false"], train_bc.TrainBCConfig))
     return d

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from robotlearn.cli.config import ConfigError, fail
-from robotlearn.cli.train_bc import USER_ERRORS, load_config
+from robotlearn.cli.config import ConfigError, fail, load
+from robotlearn.cli.train_bc import USER_ERRORS
 from robotlearn.envs import make_env
 from robotlearn.envs.interface import RobotEnv
 from robotlearn.policies.checkpoint import load_policy, read_config, resolve_checkpoint
@@ -55,7 +55,7 @@ def main(argv: list[str]) -> int:
     # `policy=<path>` would be read by hydra as the `policy` config group (train-bc's architectures).
     argv = ["checkpoint=" + a.split("=", 1)[1] if a.startswith("policy=") else a for a in argv]
     try:
-        run(load_config("eval", argv, EvalConfig))
+        run(load("eval", argv, EvalConfig))
     except USER_ERRORS as e:
         fail(str(e))
     return 0

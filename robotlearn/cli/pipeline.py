@@ -57,7 +57,7 @@ def run(cfg: PipelineConfig) -> dict:
         print(f"[2/3] BC base exists: {ckpt}")
     else:
         print(f"[2/3] training a {cfg.bc_policy} base for {cfg.bc_steps} steps -> {bc_dir}")
-        train_bc.run(train_bc.load_config("train_bc", [
+        train_bc.run(load("train_bc", [
             f"policy={cfg.bc_policy}", f"dataset={demos}", f"env={cfg.task}", f"steps={cfg.bc_steps}",
             f"seed={cfg.seed}", f"out_dir={bc_dir}", "eval_every=0", "final_eval_episodes=0", progress],
             train_bc.TrainBCConfig))

@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -35,7 +35,6 @@ from robotlearn.policies.config import PolicyConfig
 from robotlearn.policies.rollout import evaluate
 from robotlearn.policies.training import Trainer
 
-T = TypeVar("T")
 # Mistakes a user can fix from the message alone: printed without a traceback.
 USER_ERRORS = (ConfigError, DatasetError, CheckpointError, PolicyEnvMismatchError, FileNotFoundError, KeyError)
 
@@ -56,10 +55,6 @@ class TrainBCConfig:
     final_eval_episodes: int = 20
     out_dir: Optional[str] = None  # default outputs/train_bc/<time>_<kind>
     progress: bool = True
-
-
-def load_config(name: str, argv: list[str], schema: type[T]) -> T:
-    return load(name, argv, schema)
 
 
 def dataset_obs_shapes(ds: EpisodeDataset, keys: list[str] | None) -> dict[str, tuple[int, ...]]:
@@ -199,7 +194,7 @@ def run(cfg: TrainBCConfig) -> TrainResult:
 
 def main(argv: list[str]) -> int:
     try:
-        cfg = load_config("train_bc", argv, TrainBCConfig)
+        cfg = load("train_bc", argv, TrainBCConfig)
         if not cfg.dataset:
             raise ConfigError("train-bc needs dataset=<path to a zarr episode dataset>")
         run(cfg)
