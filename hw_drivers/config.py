@@ -249,12 +249,17 @@ def validate(p: NodeParams, where: str) -> NodeParams:
     return p
 
 
-def load_params(path: str | Path, overrides: Optional[dict[str, Any]] = None) -> NodeParams:
-    """Read a node parameter YAML (+ nested dict overrides) into `NodeParams`."""
+def read_param_file(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """(path, mapping) of a parameter YAML; a missing file is a ParamError naming it."""
     path = Path(path)
     if not path.exists():
         raise ParamError(f"parameter file {path} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+    return path, yaml.safe_load(path.read_text()) or {}
+
+
+def load_params(path: str | Path, overrides: Optional[dict[str, Any]] = None) -> NodeParams:
+    """Read a node parameter YAML (+ nested dict overrides) into `NodeParams`."""
+    path, data = read_param_file(path)
     for key, val in (overrides or {}).items():
         _set_dotted(data, key, val)
     try:

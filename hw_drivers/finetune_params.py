@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import yaml
 
-from hw_drivers.config import ParamError, _set_dotted, from_dict
+from hw_drivers.config import ParamError, _set_dotted, from_dict, read_param_file
 from hw_drivers.ros2_transport import Ros2TransportConfig
 from robotlearn.rl.residual import ResidualConfig
 from robotlearn.runtime.actor import ActorConfig
@@ -60,10 +60,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 def load_finetune(path: str | Path, overrides: Optional[dict[str, Any]] = None) -> FinetuneParams:
-    path = Path(path)
-    if not path.exists():
-        raise ParamError(f"parameter file {path} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+    path, data = read_param_file(path)
     for k, v in (overrides or {}).items():
         if k.startswith("robot_overrides."):  # keys under it are dotted themselves
             data.setdefault("robot_overrides", {})[k[len("robot_overrides."):]] = v
