@@ -1,10 +1,13 @@
 """The robot-side command path, shared by the MuJoCo robot node and the safety bridge node.
 
 Every incoming command is validated (names/length/NaN -> rejected, logged with the
-topic and field, never applied), dropped while the e-stop is latched, and filtered by
-the safety layer against the last target; `update()` then applies the watchdog:
-no valid command for `watchdog_timeout_s` -> hold the measured position. The latch is
-released only by `try_release()` (the reset service) once the e-stop topic reads False.
+topic and field, never applied), dropped while the e-stop is latched, dropped as stale
+when its observation stamp is older than `max_command_age_s` (or from the future), and
+filtered by the safety layer against the last target; `update()` then applies the
+watchdog: no valid, fresh command for `watchdog_timeout_s` -> hold the measured
+position. A stale command never feeds the watchdog nor releases its hold, so commands
+delivered late in a burst cannot move the robot from a hold. The latch is released
+only by `try_release()` (the reset service) once the e-stop topic reads False.
 """
 from __future__ import annotations
 
@@ -20,6 +23,9 @@ from hw_drivers.config import NodeParams
 from hw_drivers.conversions import MessageFormatError, command_obs_stamp, parse_command
 from hw_drivers.safety import EStopLatch, SafetyLayer, UnsafeCommandError, Watchdog
 
+COMMAND_CLOCK_SKEW_S = 0.05  # a command's observation stamp may be this far in the robot side's future (clock skew)
+STALE_WARN_PERIOD_S = 1.0  # at most one stale-command warning per period (commands arrive at 10-100 Hz)
+
 
 class CommandGate:
     def __init__(self, p: NodeParams, safety: SafetyLayer, measured_q: Callable[[], np.ndarray], logger,
@@ -32,6 +38,8 @@ class CommandGate:
         self.estop_input = False
         self.watchdog = Watchdog(p.robot.watchdog_timeout_s)
         self.n_rejected, self.last_error = 0, ""
+        self.max_age_s = p.robot.command_age_limit_s()  # None: no stale-command check
+        self.n_stale, self._stale_unlogged, self._stale_warned_at = 0, 0, -float("inf")
         self.latency_ms: collections.deque[float] = collections.deque(maxlen=2000)  # state stamp -> command
         self.reset(measured_q())
 
@@ -47,17 +55,40 @@ class CommandGate:
         self.last_error = str(err)
         self.log.error(f"command rejected, robot not commanded: {err}")
 
+    def _stale(self, stamp: int, age_s: float) -> None:
+        """Drop a command computed from an observation too old (or from the future): not applied, no watchdog feed."""
+        self.n_stale += 1
+        if stamp == 0:
+            why = (f"observation stamp is 0 (is {self.p.robot.state_topic} published without header stamps? "
+                   f"stamp it, or set robot.max_command_age_s: 0)")
+        elif age_s < 0:
+            why = (f"observation stamp {-age_s * 1e3:.0f} ms in the future (more than {COMMAND_CLOCK_SKEW_S * 1e3:.0f} "
+                   f"ms clock skew: are the clocks synchronised?)")
+        else:
+            why = f"observation {age_s * 1e3:.0f} ms old (robot.max_command_age_s = {self.max_age_s:g} s)"
+        self.last_error = f"{self.topic}: stale command, {why} - not applied"
+        self._stale_unlogged += 1
+        now = time.monotonic()
+        if now - self._stale_warned_at >= STALE_WARN_PERIOD_S:  # throttled: a late burst is tens of commands
+            self.log.warning(f"{self._stale_unlogged} stale command(s) dropped, robot not commanded by them; "
+                             f"last: {self.last_error}")
+            self._stale_warned_at, self._stale_unlogged = now, 0
+
     def on_command(self, msg) -> None:
         r = self.p.robot
         stamp = command_obs_stamp(msg)
+        age_s = None
         if stamp is not None:
-            self.latency_ms.append((time.time_ns() - stamp) / 1e6)
+            age_s = (time.time_ns() - stamp) / 1e9
+            self.latency_ms.append(age_s * 1e3)
         try:
             vals = parse_command(msg, self.cmd_cfg, r.joint_names)
         except (MessageFormatError, UnsafeCommandError) as e:
             return self._reject(e)
         if self.estop.engaged:
             return
+        if age_s is not None and self.max_age_s is not None and not (-COMMAND_CLOCK_SKEW_S <= age_s <= self.max_age_s):
+            return self._stale(stamp, age_s)
         now = time.monotonic()
         # rate limit over the time since the previous command, credited at least one tick
         dt = float(np.clip(now - self.last_cmd_time, self.min_dt, r.watchdog_timeout_s))
@@ -98,7 +129,7 @@ class CommandGate:
 
     def status(self) -> dict:
         s = {"estop": self.estop.engaged, "watchdog_hold": self.hold, "rejected_commands": self.n_rejected,
-             "last_error": self.last_error, "target": [float(x) for x in self.target],
+             "stale_commands": self.n_stale, "last_error": self.last_error, "target": [float(x) for x in self.target],
              "obs_to_command_ms": list(self.latency_ms)}  # samples since the previous status
         self.latency_ms.clear()
         return s

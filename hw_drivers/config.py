@@ -108,6 +108,19 @@ class RobotDescription:
     control_hz: float = 20.0
     staleness: StalenessConfig = field(default_factory=StalenessConfig)
     watchdog_timeout_s: float = 0.3  # robot side: hold position when commands stop this long
+    # Robot side (MuJoCo node, safety bridge): a command whose observation stamp (the JointState stamp the env
+    # echoes in the Float64MultiArray layout label) is older than this, by the robot side's wall clock, is stale:
+    # not applied, and it neither feeds the watchdog nor releases its hold. None (unset) -> watchdog_timeout_s
+    # (older than that, the watchdog has already given up on it); 0 -> no age check. Stamps more than
+    # COMMAND_CLOCK_SKEW_S (command_gate.py) in the future are rejected too. Needs the JointState stamper and
+    # the robot side on synchronised wall clocks (same computer, or chrony/NTP); unstamped commands
+    # (JointTrajectory, plain controllers) cannot be checked and are accepted as before.
+    max_command_age_s: Optional[float] = None
+
+    def command_age_limit_s(self) -> Optional[float]:
+        """The stale-command age limit in seconds, None when the check is off (max_command_age_s = 0)."""
+        limit = self.watchdog_timeout_s if self.max_command_age_s is None else self.max_command_age_s
+        return limit if limit > 0 else None
 
 
 @dataclass
@@ -242,6 +255,11 @@ def validate(p: NodeParams, where: str) -> NodeParams:
             raise ParamError(f"{where}: {key} = {val!r}, expected one of {allowed}")
     if r.command.mode == "velocity" and r.command.msg_type != "float64_multi_array":
         raise ParamError(f"{where}: robot.command.mode=velocity needs msg_type float64_multi_array")
+    if r.watchdog_timeout_s <= 0:
+        raise ParamError(f"{where}: robot.watchdog_timeout_s must be > 0")
+    if r.max_command_age_s is not None and r.max_command_age_s < 0:
+        raise ParamError(f"{where}: robot.max_command_age_s must be >= 0 (0: no stale-command check; "
+                         f"unset: watchdog_timeout_s)")
     if r.control_hz <= 0 or p.sim.publish_hz <= 0:
         raise ParamError(f"{where}: robot.control_hz and sim.publish_hz must be > 0")
     if r.task_state_topic and r.task_state_dim <= 0:

@@ -21,7 +21,8 @@ from hw_drivers.safety import UnsafeCommandError, check_finite
 
 
 # Float64MultiArray layout label naming the JointState stamp a command was computed from; forward
-# controllers ignore the layout, the MuJoCo node uses it to measure observation-to-command latency.
+# controllers ignore the layout; the robot side (MuJoCo node, safety bridge) measures observation-to-command
+# latency with it and drops commands older than robot.max_command_age_s (command_gate.py).
 STAMP_LABEL = "obs_stamp_ns="
 
 

@@ -7,7 +7,8 @@ time catches up with the wall clock, then publishes JointState, task success,
 task state and (at `sim.camera_hz`) camera images. Commands pass the same safety
 layer as on the env side (robot-side copy: limits, rate limit, workspace box, NaN
 refusal); a malformed command is logged naming the topic and field and never
-applied. The watchdog holds position when commands stop for
+applied; a command computed from an observation older than `robot.max_command_age_s`
+is dropped as stale. The watchdog holds position when commands stop for
 `robot.watchdog_timeout_s`; a True on the e-stop topic latches a hold that only
 the reset service releases (after the e-stop topic has gone back to False).
 """

@@ -4,7 +4,7 @@
 
 Runs on the robot's computer. Subscribes the env's commands (`robot.command.topic`),
 applies the same checks as the MuJoCo robot node (validation, joint/velocity/workspace
-limits, NaN refusal, e-stop latch, command watchdog) and re-sends the safe target to
+limits, NaN refusal, e-stop latch, stale-command drop, command watchdog) and re-sends the safe target to
 the controller (`bridge.output_topic`) at `bridge.rate_hz`. When commands stop or the
 e-stop latches, it holds the measured position. Its reset service releases the latch
 (once the e-stop topic reads False) and forwards to the robot's homing service.
