@@ -9,8 +9,16 @@ hidden 256, state 24 / action 4 (sim/lift sizes):
          optimiser / clipping / Polyak: the compute every update must do
   sb3    stable-baselines3 SAC.train() with net_arch [256, 256], n_critics = E, batch 256
 Targets: ours >= 70% of the probe, ours >= 2x SB3.
+With `--precision fp32 bf16` ours and the probe also run under bf16 autocast
+(`rl.precision=bf16`); SB3 stays fp32 (its default).
 
-    .venv/bin/python benchmarks/learner_speed.py [--updates 200] [--rounds 5] [--threads 2]
+Why fp32 cannot reach 2x SB3 on a CPU: both are bound by the same matmuls. Counting
+hidden-layer matmuls of one critic (fwd = 1, bwd = 2 with weight grads, 1 input-grad
+only): ours does 2 target fwd + 3E critic + E (fwd + input grad)/actor_delay = 2 + 4E;
+SB3 SAC does E target fwd + 3E critic + 3E actor (fwd + bwd incl. critic weight grads,
+every update) = 7E. At E = 10 that caps fp32 at 70/42 = 1.67x, printed as "matmul bound".
+
+    .venv/bin/python benchmarks/learner_speed.py [--updates 200] [--rounds 5] [--threads 2] [--precision fp32 bf16]
 """
 from __future__ import annotations
 
@@ -52,7 +60,7 @@ def time_it(fn, n: int, device: torch.device, warmup: int = 10) -> float:
 
 
 class Ours:
-    """ResidualLearner.update() on a host numpy batch."""
+    """ResidualLearner.update() on a host numpy batch (autocast inside when cfg.precision is bf16)."""
 
     def __init__(self, cfg: ResidualConfig, device: str) -> None:
         self.learner = ResidualLearner(S, A, cfg, device)
@@ -72,6 +80,10 @@ class Probe:
         self.device = learner.device
 
     def __call__(self) -> None:
+        with self.L._autocast:  # the same precision as the learner it probes
+            self._fwd_bwd()
+
+    def _fwd_bwd(self) -> None:
         L, b = self.L, self.b
         with torch.no_grad():
             ns = b["next_state"]
@@ -139,6 +151,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--critics", type=int, nargs="+", default=[10, 2])
     ap.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (robust to shared CPUs)")
+    ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"], help="learner precision(s)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -146,18 +159,26 @@ def main() -> None:
           f"timed updates={args.updates}")
     rows = []
     for e in args.critics:
-        ours = Ours(ResidualConfig(num_critics=e, critic_warmup_updates=0), args.device)
-        r = interleaved({"ours": ours, "probe": Probe(ours.learner), "sb3": SB3(e, args.device)}, args.updates, args.rounds)
-        med = {k: float(np.median(v)) for k, v in r.items()}
-        vs_probe = float(np.median(np.array(r["ours"]) / np.array(r["probe"])))
-        vs_sb3 = float(np.median(np.array(r["ours"]) / np.array(r["sb3"])))
-        rows.append((e, med["ours"], med["probe"], vs_probe, med["sb3"], vs_sb3))
-        print(f"critics={e:>2}: ours {med['ours']:7.1f} upd/s ({1e3 / med['ours']:5.1f} ms) | probe {med['probe']:7.1f} "
-              f"upd/s -> {100 * vs_probe:5.1f}% of probe | SB3 SAC {med['sb3']:7.1f} upd/s -> {vs_sb3:4.2f}x SB3", flush=True)
-    print("\n| critics | ours upd/s | probe upd/s | ours/probe (>=70%) | SB3 SAC upd/s | ours/SB3 (>=2x) |")
-    print("|---|---|---|---|---|---|")
-    for e, ours, probe, vs_probe, sb3, vs_sb3 in rows:
-        print(f"| {e} | {ours:.1f} | {probe:.1f} | {100 * vs_probe:.0f}% | {sb3:.1f} | {vs_sb3:.2f}x |")
+        fns: dict = {"sb3": SB3(e, args.device)}
+        for prec in args.precision:
+            ours = Ours(ResidualConfig(num_critics=e, critic_warmup_updates=0, precision=prec), args.device)
+            fns[f"ours {prec}"], fns[f"probe {prec}"] = ours, Probe(ours.learner)
+        r = interleaved(fns, args.updates, args.rounds)
+        sb3 = float(np.median(r["sb3"]))
+        bound = 7 * e / (2 + 4 * e)  # matmul-count ratio SB3 / ours (module docstring)
+        for prec in args.precision:
+            ours, probe = np.array(r[f"ours {prec}"]), np.array(r[f"probe {prec}"])
+            vs_probe = float(np.median(ours / probe))
+            vs_sb3 = float(np.median(ours / np.array(r["sb3"])))
+            rows.append((e, prec, float(np.median(ours)), float(np.median(probe)), vs_probe, sb3, vs_sb3, bound))
+            print(f"critics={e:>2} {prec}: ours {np.median(ours):7.1f} upd/s ({1e3 / np.median(ours):5.1f} ms) | probe "
+                  f"{np.median(probe):7.1f} upd/s -> {100 * vs_probe:5.1f}% of probe | SB3 SAC fp32 {sb3:7.1f} upd/s "
+                  f"-> {vs_sb3:4.2f}x SB3 (fp32 matmul bound {bound:.2f}x)", flush=True)
+    print("\n| critics | precision | ours upd/s | probe upd/s | ours/probe (>=70%) | SB3 SAC fp32 upd/s | ours/SB3 (>=2x) "
+          "| fp32 matmul bound |")
+    print("|---|---|---|---|---|---|---|---|")
+    for e, prec, ours, probe, vs_probe, sb3, vs_sb3, bound in rows:
+        print(f"| {e} | {prec} | {ours:.1f} | {probe:.1f} | {100 * vs_probe:.0f}% | {sb3:.1f} | {vs_sb3:.2f}x | {bound:.2f}x |")
     print("(medians over interleaved rounds; ratios are medians of per-round ratios)")
 
 

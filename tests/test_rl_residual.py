@@ -54,9 +54,10 @@ def test_residual_bounded_by_scale_and_executed_action_clipped():
     assert np.all(pol.act(np.zeros(S, np.float32), np.full(A, 0.95, np.float32), "eval") <= 1.0)
 
 
-def test_learner_update_reduces_td_error_on_fixed_batch():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_learner_update_reduces_td_error_on_fixed_batch(precision):
     torch.manual_seed(0)
-    learner = ResidualLearner(S, A, small_cfg(critic_warmup_updates=10_000), device="cpu")
+    learner = ResidualLearner(S, A, small_cfg(critic_warmup_updates=10_000, precision=precision), device="cpu")
     batch = fixed_batch()
     before = learner.td_error(batch)
     for _ in range(150):
@@ -66,9 +67,10 @@ def test_learner_update_reduces_td_error_on_fixed_batch():
     assert after < 0.25 * before, (before, after)
 
 
-def test_actor_moves_toward_higher_q():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_actor_moves_toward_higher_q(precision):
     torch.manual_seed(0)
-    cfg = small_cfg(critic_warmup_updates=200, actor_lr=1e-3, residual_scale=0.5)
+    cfg = small_cfg(critic_warmup_updates=200, actor_lr=1e-3, residual_scale=0.5, precision=precision)
     learner = ResidualLearner(S, A, cfg, device="cpu")
     batch = fixed_batch()
     batch["reward"] = batch["action"][:, 0].copy()  # reward = first action dim: the best residual is +scale
@@ -128,3 +130,8 @@ def test_critic_members_subset_matches_full_ensemble_rows():
         full = critic(s, a)
         pair = torch.tensor([3, 1])
         torch.testing.assert_close(critic(s, a, members=pair), full[pair])
+
+
+def test_unknown_precision_is_a_clear_error():
+    with pytest.raises(ValueError, match="precision"):
+        ResidualLearner(S, A, small_cfg(precision="fp8"), device="cpu")

@@ -58,6 +58,10 @@ class ResidualConfig:
     critic_warmup_updates: int = 500  # critic-only updates before the first actor update
     demo_ratio: float = 0.5  # fraction of each batch drawn from the (relabelled) demo buffer
     buffer_size: int = 300_000  # max online transitions kept in memory (the zarr log keeps all)
+    # Learner matmul precision: "fp32", or "bf16" = autocast (bf16 matmuls, fp32 weights, optimiser and
+    # losses). bf16 roughly doubles matmul throughput on GPUs and on CPUs with AVX512-BF16/AMX; actors
+    # always run fp32.
+    precision: str = "fp32"
 
 
 # ---------------------------------------------------------------------------- networks
@@ -152,6 +156,9 @@ class ResidualLearner:
         self.num_actor_updates = 0
         self.version = 0  # bumped by the runtime each time it publishes weights
         self.env_steps = 0  # online env steps ingested (kept here so checkpoints carry it)
+        if cfg.precision not in ("fp32", "bf16"):
+            raise ValueError(f"rl.precision must be 'fp32' or 'bf16', got {cfg.precision!r}")
+        self._autocast = torch.autocast(self.device.type, torch.bfloat16, enabled=cfg.precision == "bf16")
 
     def set_state_normalizer(self, mean: np.ndarray, std: np.ndarray) -> None:
         """Fix the state normaliser (from demo statistics) for actor, critic and targets."""
@@ -176,17 +183,20 @@ class ResidualLearner:
         res = (res + noise).clamp(-cfg.residual_scale, cfg.residual_scale)
         pick = torch.randperm(cfg.num_critics, device=self.device)[: cfg.num_min]  # a random pair (REDQ)
         next_q = self.critic_target(next_s, combine(b["next_base_action"], res), members=pick)  # (M, B)
-        next_q = next_q.min(0).values  # (B,)
+        next_q = next_q.min(0).values.float()  # (B,)
         return b["reward"] + b["discount"] * next_q  # (B,)
 
     def update(self, batch: dict[str, np.ndarray | torch.Tensor]) -> dict[str, float]:
         """One critic update; every `actor_delay`-th (after the critic warm-up) also an actor update."""
+        with self._autocast:
+            return self._update(self.to_device(batch))
+
+    def _update(self, b: dict[str, torch.Tensor]) -> dict[str, float]:
         cfg = self.cfg
-        b = self.to_device(batch)
         target = self.td_target(b)  # (B,)
         s = self.actor.normalize(b["state"])  # (B, S)
         q = self.critic(s, b["action"])  # (E, B)
-        critic_loss = F.mse_loss(q, target.unsqueeze(0).expand_as(q)) * cfg.num_critics  # sum over critics
+        critic_loss = F.mse_loss(q.float(), target.float().unsqueeze(0).expand_as(q)) * cfg.num_critics  # sum over E
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
@@ -197,7 +207,7 @@ class ResidualLearner:
         if self.num_updates > cfg.critic_warmup_updates and self.num_updates % cfg.actor_delay == 0:
             res = self.actor(s, b["base_action"])  # (B, A)
             self.critic.requires_grad_(False)  # gradients flow through the critics to the actor only
-            actor_loss = -self.critic(s, combine(b["base_action"], res)).mean()  # ensemble mean
+            actor_loss = -self.critic(s, combine(b["base_action"], res)).float().mean()  # ensemble mean
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.critic.requires_grad_(True)
