@@ -139,13 +139,41 @@ def test_bad_episode_message_is_rejected_not_logged(tmp_path, demos):
             "is_intervention": np.zeros(T, bool)}
     nan = {**good, "action": np.full((T, 4), np.nan, np.float32)}
     missing = {k: v for k, v in good.items() if k != "base_action"}
+    wrong_shape = {**good, "state": np.zeros((T, 23), np.float32)}  # caught before the background log thread
     meta = dict(success=False, terminated=False, policy_version=0, actor_id="a")
-    n = L.ingest([encode_batch(nan, **meta), encode_batch(missing, **meta), b"garbage", encode_batch(good, **meta)])
-    assert n == T and L.rejected == 3
+    n = L.ingest([encode_batch(nan, **meta), encode_batch(missing, **meta), b"garbage", encode_batch(wrong_shape, **meta),
+                  encode_batch(good, **meta)])
+    assert n == T and L.rejected == 4
     L.close()
     assert EpisodeDataset(tmp_path / "run" / "online.zarr").n_episodes == 1
     with pytest.raises(MessageError):
         decode_batch(b"garbage")
+
+
+def test_online_log_thread_commits_in_order_and_surfaces_write_errors(tmp_path, demos):
+    from robotlearn.envs import make_env
+    from robotlearn.rl.bases import make_base
+    from robotlearn.runtime.learner import Learner
+
+    env = make_env(ENV)
+    lc = LearnerConfig(out_dir=str(tmp_path / "run"), tensorboard=False, progress=False)
+    L = Learner(None, ResidualConfig(**TINY), lc, env.env_info, env.observation_space, demos, make_base("zero", env))
+    eps = [{"state": np.full((T, 24), i, np.float32), "action": np.zeros((T, 4), np.float32),
+            "base_action": np.zeros((T, 4), np.float32), "reward": np.zeros(T, np.float32),
+            "is_intervention": np.zeros(T, bool)} for i, T in enumerate([3, 7, 5])]
+    L.ingest([encode_batch(e, success=i == 1, terminated=False, policy_version=i, actor_id="a") for i, e in enumerate(eps)])
+    L.checkpoint()  # flushes the log thread first
+    ds = EpisodeDataset(tmp_path / "run" / "online.zarr")
+    assert list(ds.episode_ends) == [3, 10, 15] and list(ds.meta_array("policy_version")) == [0, 1, 2]
+    assert [float(ds.get_episode(i, keys=["state"])["state"][0, 0]) for i in range(3)] == [0.0, 1.0, 2.0]
+    # a failing write (disk full, store gone) is not swallowed: the next checkpoint/close raises it
+    L.writer.add_episode = lambda *a, **k: (_ for _ in ()).throw(OSError("disk full"))
+    L.ingest([encode_batch(eps[0], success=False, terminated=False, policy_version=3, actor_id="a")])
+    with pytest.raises(RuntimeError, match="disk full"):
+        L.checkpoint()
+    with pytest.raises(RuntimeError, match="disk full"):
+        L.close()
+    assert EpisodeDataset(tmp_path / "run" / "online.zarr").n_episodes == 3
 
 
 def test_resume_with_other_network_settings_is_a_clear_error(tmp_path, demos):

@@ -256,15 +256,23 @@ class EpisodeWriter:
             schema.setdefault("reward", _spec((), np.float32))
             schema.setdefault("is_intervention", _spec((), np.bool_))
             self._create(dict(sorted(schema.items())), sorted(set(schema) - {*STEP_KEYS}))
-        where = f"episode {self.n_episodes} (add_episode, {T} steps)"
-        arrays = {**{k: np.full(T, v) for k, v in _DEFAULTS.items() if k in self.schema}, **arrays}
-        values = self._route({}, arrays, where)
-        checked = {k: self._check(k, v, where, leading=(T,)) for k, v in values.items()}
+        checked = self.check_episode(arrays)
         self._start_time = time.time()
         for k, v in checked.items():
             self._pending.setdefault(k, []).append(v)
         self._n_pending, self._t = T, T
         return self.end_episode(**meta)
+
+    def check_episode(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Validate a whole episode against the schema without writing; returns the arrays add_episode would write."""
+        lengths = {k: len(v) for k, v in arrays.items()}
+        if len(set(lengths.values())) != 1:
+            raise DatasetError(f"{self.path}: episode arrays differ in length: {lengths}")
+        T = next(iter(lengths.values()))
+        where = f"episode {self.n_episodes} (add_episode, {T} steps)"
+        arrays = {**{k: np.full(T, v) for k, v in _DEFAULTS.items() if k in self.schema}, **arrays}
+        values = self._route({}, arrays, where)
+        return {k: self._check(k, v, where, leading=(T,)) for k, v in values.items()}
 
     def _flush(self) -> None:
         """Append the pending steps to data/<key> (uncommitted until end_episode)."""

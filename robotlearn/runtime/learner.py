@@ -9,6 +9,8 @@ benchmark can also drive it in lock-step with an actor without a second copy.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -106,6 +108,7 @@ class Learner:
             raise FileExistsError(f"{log_path} exists and resume=false; pick a new out_dir or resume")
         self.writer = EpisodeWriter(log_path, env_info=env_info, obs_space=obs_space, action_dim=action_dim,
                                     extras={"base_action": ((action_dim,), np.float32)})
+        self.episode_log = EpisodeLogThread(self.writer)
         self.learner.env_steps = sum(e["length"] for e in self.episodes)
         self.recent: deque[float] = deque(maxlen=20)
         self.metrics: dict[str, float] = {}
@@ -152,12 +155,13 @@ class Learner:
                     raise MessageError(f"episode from {who} lacks {missing}")
                 if not all(np.all(np.isfinite(arrays[k])) for k in ("state", "action", "base_action", "reward")):
                     raise MessageError(f"episode from {who} has non-finite state/action/reward values")
-                self.writer.add_episode(arrays, success=bool(meta["success"]), source="policy",
-                                        policy_version=int(meta["policy_version"]), terminated=bool(meta["terminated"]))
+                self.writer.check_episode(arrays)  # schema errors drop the message here, not in the log thread
             except Exception as e:  # noqa: BLE001 - any bad message is dropped and counted; the loop goes on
                 self.rejected += 1
                 log.error("dropped a bad episode message: %s", e)
                 continue
+            self.episode_log.put(arrays, success=bool(meta["success"]), source="policy",
+                         policy_version=int(meta["policy_version"]), terminated=bool(meta["terminated"]))
             self.online_buffer.add_episode(arrays, terminated=bool(meta["terminated"]))
             T = len(arrays["reward"])
             self.learner.env_steps += T
@@ -194,11 +198,67 @@ class Learner:
         self.transport.publish_weights(WeightsUpdate(version=v, payload=payload))
 
     def checkpoint(self) -> None:
+        self.episode_log.flush()  # the checkpoint never runs ahead of the zarr log it resumes from
         self.learner.save(self.out / "checkpoint")
         (self.out / "checkpoint" / "runtime.yaml").write_text(yaml.safe_dump({"learn_start": int(self.learn_start)}))
 
     def close(self) -> None:
-        self.writer.close()
+        try:
+            self.episode_log.close()
+        finally:
+            self.writer.close()
+
+
+class EpisodeLogThread:
+    """Commits online episodes to the zarr log on a background thread.
+
+    zarr-python spends ~80 ms of Python per committed episode (a dozen array resizes
+    and writes); on the update loop that is time the learner does not train. The
+    torch update releases the GIL, so the writes overlap it. Episodes are validated
+    before they are queued; a crash loses at most the queued ones and the log stays
+    consistent (commit marker last). A write error stops logging and is raised on the
+    next put/flush: the learner must not keep training on data it can no longer log.
+    """
+
+    def __init__(self, writer, max_queued: int = 256) -> None:
+        self.writer = writer
+        self.q: queue.Queue = queue.Queue(max_queued)  # full -> put() blocks: back-pressure, no silent drops
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="zarr-episode-log", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.q.get()
+            try:
+                if item is None:
+                    return
+                if self.error is None:
+                    arrays, meta = item
+                    self.writer.add_episode(arrays, **meta)
+            except BaseException as e:  # noqa: BLE001 - handed to the learner thread
+                self.error = e
+            finally:
+                self.q.task_done()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise RuntimeError(f"writing the online log {self.writer.path} failed: {self.error}") from self.error
+
+    def put(self, arrays: dict[str, np.ndarray], **meta) -> None:
+        self._raise()
+        self.q.put((arrays, meta))
+
+    def flush(self) -> None:
+        """Block until every queued episode is committed."""
+        self.q.join()
+        self._raise()
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            self.q.put(None)
+            self.thread.join()
+        self._raise()
 
 
 def _to_learner_batch(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
