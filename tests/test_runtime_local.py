@@ -176,6 +176,36 @@ def test_online_log_thread_commits_in_order_and_surfaces_write_errors(tmp_path, 
     assert EpisodeDataset(tmp_path / "run" / "online.zarr").n_episodes == 3
 
 
+def test_resume_continues_the_sampler_and_torch_random_streams(tmp_path, demos):
+    import torch
+
+    from robotlearn.envs import make_env
+    from robotlearn.rl.bases import make_base
+    from robotlearn.runtime.learner import Learner
+
+    env = make_env(ENV)
+    lc = LearnerConfig(out_dir=str(tmp_path / "run"), tensorboard=False, progress=False, seed=3)
+    make = lambda: Learner(None, ResidualConfig(**TINY), lc, env.env_info, env.observation_space, demos,  # noqa: E731
+                           make_base("zero", env))
+    L = make()
+    T = 40
+    ep = {"state": np.random.default_rng(0).normal(size=(T, 24)).astype(np.float32),
+          "action": np.zeros((T, 4), np.float32), "base_action": np.zeros((T, 4), np.float32),
+          "reward": np.zeros(T, np.float32), "is_intervention": np.zeros(T, bool)}
+    L.ingest([encode_batch(ep, success=False, terminated=False, policy_version=0, actor_id="a")])
+    L.sampler.sample(16, L.rng)  # advance the streams before the checkpoint
+    torch.rand(5)
+    L.checkpoint()
+    uninterrupted = (L.sampler.sample(16, L.rng)["state"], torch.rand(5))
+    L.close()
+    torch.manual_seed(1234)  # a restarted process starts from some other RNG state
+    R = make()
+    resumed = (R.sampler.sample(16, R.rng)["state"], torch.rand(5))
+    R.close()
+    np.testing.assert_array_equal(resumed[0], uninterrupted[0])
+    assert torch.equal(resumed[1], uninterrupted[1])
+
+
 def test_resume_with_other_network_settings_is_a_clear_error(tmp_path, demos):
     from robotlearn.envs import make_env
     from robotlearn.rl.bases import make_base

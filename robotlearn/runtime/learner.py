@@ -76,7 +76,13 @@ class Learner:
         else:
             self.learner = ResidualLearner(state_dim, action_dim, rl, cfg.device or None)
         runtime_file = self.out / "checkpoint" / "runtime.yaml"
-        self.learn_start = yaml.safe_load(runtime_file.read_text())["learn_start"] if cfg.resume and runtime_file.exists() else -1
+        self.learn_start = -1
+        if cfg.resume and runtime_file.exists():
+            runtime = yaml.safe_load(runtime_file.read_text())
+            self.learn_start = runtime["learn_start"]
+            if "sampler_rng" in runtime:  # batches after a resume continue the uninterrupted sequence
+                self.rng.bit_generator.state = runtime["sampler_rng"]
+            _load_torch_rng(ckpt / "rng.safetensors")
 
         # demo buffer (frozen, relabelled with the base's actions) and online buffer; the RL sees state only
         keys = ["state", "action", "base_action"]
@@ -199,8 +205,11 @@ class Learner:
 
     def checkpoint(self) -> None:
         self.episode_log.flush()  # the checkpoint never runs ahead of the zarr log it resumes from
-        self.learner.save(self.out / "checkpoint")
-        (self.out / "checkpoint" / "runtime.yaml").write_text(yaml.safe_dump({"learn_start": int(self.learn_start)}))
+        d = self.learner.save(self.out / "checkpoint")
+        _save_torch_rng(d / "rng.safetensors")
+        runtime = {"learn_start": int(self.learn_start), "sampler_rng": self.rng.bit_generator.state}
+        (d / "runtime.yaml.tmp").write_text(yaml.safe_dump(runtime))
+        (d / "runtime.yaml.tmp").replace(d / "runtime.yaml")
 
     def close(self) -> None:
         try:
@@ -259,6 +268,31 @@ class EpisodeLogThread:
             self.q.put(None)
             self.thread.join()
         self._raise()
+
+
+def _save_torch_rng(path: Path) -> None:
+    """torch CPU (+ CUDA) generator states as uint8 tensors: target noise and critic pairs resume exactly."""
+    import torch
+    from safetensors.torch import save_file
+
+    states = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    save_file(states, str(path.with_suffix(".tmp")))
+    path.with_suffix(".tmp").replace(path)
+
+
+def _load_torch_rng(path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    if not path.exists():  # checkpoints from before RNG state was saved
+        return
+    states = load_file(str(path))
+    torch.set_rng_state(states["cpu"])
+    cuda = [states[k] for k in sorted(states) if k.startswith("cuda")]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
 
 
 def _to_learner_batch(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
