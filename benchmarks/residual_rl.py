@@ -11,7 +11,7 @@ reproducible curves); a separate short async run (actor process + learner)
 measures learner updates/s and actor steps/s running concurrently.
 
 Profiles (stated in the output):
-  cpu    state obs, rl=cpu (2 critics, UTD 2), 3 seeds, 10k steps, 2 runs at a time; ~45 min on a free 2-core CPU
+  cpu    state obs, rl=cpu (2 critics, UTD 4), 3 seeds, 8k steps, 2 runs at a time; ~45 min on a free 2-core CPU
   gpu    state obs, rl=resfit (10 critics, UTD 4: the default recipe), 3 seeds, 50k steps
   smoke  a tiny run for development
 Per-task recipe overrides (TASKS[task]["rl"]) are printed with the results.
@@ -44,7 +44,7 @@ TASKS = {  # demos + BC sized so the base lands at roughly 30-70% success
     "sim/lift": dict(demo_episodes=30, demo_noise=0.8, bc_steps=1000),
 }
 PROFILES = {
-    "cpu": dict(rl="cpu", seeds=3, steps={"sim/reach": 10_000, "sim/lift": 10_000}, eval_every=2000, eval_episodes=50,
+    "cpu": dict(rl="cpu", seeds=3, steps={"sim/reach": 8000, "sim/lift": 8000}, eval_every=2000, eval_episodes=50,
                 rate_updates=1000),
     "gpu": dict(rl="resfit", seeds=3, steps={"sim/reach": 50_000, "sim/lift": 50_000}, eval_every=5000,
                 eval_episodes=50, rate_updates=2000),
