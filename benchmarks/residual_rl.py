@@ -252,6 +252,8 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench_residual_rl")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per run")
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel (processes); 1 = one after another")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="recipe fields for both methods on top of the profile, e.g. num_critics=10 utd=2")
     ap.add_argument("--rates-only", action="store_true",
                     help="re-measure only the concurrent async rates, reusing --out's bases and results.json")
     args = ap.parse_args()
@@ -264,10 +266,15 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     rl_res, rl_scr = rl_config(p["rl"], False), rl_config(p["rl"], True)
+    if args.set:
+        extra = {k: type(getattr(rl_res, k))(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+        rl_res, rl_scr = replace(rl_res, **extra), replace(rl_scr, **extra)
+        print(f"recipe fields set on the command line: {extra}")
     overrides = {t: TASKS[t]["rl"] for t in args.tasks if TASKS[t].get("rl")}
     header = (f"profile={args.profile} device={device} threads={args.threads} jobs={args.jobs} obs=state "
               f"rl=configs/rl/{p['rl']}.yaml (critics={rl_res.num_critics}, utd={rl_res.utd}, "
               f"hidden={rl_res.hidden_dim}, batch={rl_res.batch_size}, residual_scale={rl_res.residual_scale}) "
+              f"--set {' '.join(args.set) or '-'} "
               f"per-task residual overrides={overrides or 'none'} seeds={seeds} eval_episodes={episodes} "
               f"eval_every={eval_every} steps={args.steps or p['steps']} target={TARGET:.0%}")
     print(header, flush=True)
