@@ -80,7 +80,7 @@ class Probe:
         self.device = learner.device
 
     def __call__(self) -> None:
-        with self.L._autocast:  # the same precision as the learner it probes
+        with self.L.autocast:  # the same precision as the learner it probes
             self._fwd_bwd()
 
     def _fwd_bwd(self) -> None:

@@ -20,7 +20,7 @@ def parse(description: str, argv: list[str] | None) -> tuple[argparse.Namespace,
 
 
 def parse_robot_params(description: str, argv: list[str] | None):
-    """`--params <robot YAML> [--domain-id N]` -> (args, RobotParams) for the robot-side nodes."""
+    """`--params <robot YAML> [--domain-id N]` -> (args, NodeParams) for the robot-side nodes."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--params", required=True, help="robot description YAML (configs/ros2/*.yaml)")
     ap.add_argument("--domain-id", type=int, default=None, help="override dds.domain_id")

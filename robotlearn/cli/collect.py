@@ -14,7 +14,6 @@ from typing import Any, Optional
 import numpy as np
 from tqdm import tqdm
 
-
 from robotlearn.cli.config import ConfigError, load
 from robotlearn.data import EpisodeDataset, EpisodeWriter
 from robotlearn.envs import make_env
@@ -36,10 +35,6 @@ class CollectConfig:
     flush_every: int = 16
     device: str = "auto"
     progress: bool = True
-
-
-def load_config(argv: list[str]) -> CollectConfig:
-    return load("collect", argv, CollectConfig)
 
 
 def make_actor(cfg: CollectConfig, env: RobotEnv, seed: int) -> tuple[BasePolicy, str]:
@@ -117,7 +112,7 @@ def collect(cfg: CollectConfig) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     argv = ["checkpoint=" + a.split("=", 1)[1] if a.startswith("policy=") else a for a in argv]
-    cfg = load_config(argv)
+    cfg = load("collect", argv, CollectConfig)
     r = collect(cfg)
     if r["attempts"] == 0:
         print(f"{r['out']} already holds {r['episodes']} episodes (>= episodes={cfg.episodes}); nothing to do")

@@ -28,10 +28,6 @@ class ExpertConfig:
     progress: bool = True
 
 
-def load_config(argv: list[str]) -> ExpertConfig:
-    return load("expert", argv, ExpertConfig)
-
-
 def split_env_arg(argv: list[str]) -> tuple[list[str], list[str]]:
     """Pull `env=...` out of argv: `all` -> every sim task, `a,b` -> several (hydra would read a sweep)."""
     names, rest = [], []
@@ -73,13 +69,13 @@ def format_table(results: dict[str, dict[float, dict]], noises: list[float]) -> 
 def main(argv: list[str]) -> int:
     names, rest = split_env_arg(argv)
     try:
-        cfg = load_config(rest + ([f"env={names[0]}"] if names else []))
+        cfg = load("expert", rest + ([f"env={names[0]}"] if names else []), ExpertConfig)
         names = names or ["sim/lift"]
         if cfg.episodes < 1 or not cfg.noise:
             raise ConfigError(f"need episodes >= 1 and at least one noise level, got {cfg.episodes}, {cfg.noise}")
         results: dict[str, dict[float, dict]] = {}
         for name in names:
-            env_cfg = load_config(rest + [f"env={name}"]).env
+            env_cfg = load("expert", rest + [f"env={name}"], ExpertConfig).env
             env = make_env(env_cfg or name)
             if not hasattr(env, "make_expert"):
                 raise ConfigError(f"env {name!r} has no scripted expert; try env=all or one of the sim/ tasks")

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-
 from robotlearn.cli.config import ConfigError, fail, load
 from robotlearn.data import DatasetError, EpisodeDataset, SequenceDataset
 from robotlearn.envs import make_env

@@ -158,7 +158,7 @@ class ResidualLearner:
         self.env_steps = 0  # online env steps ingested (kept here so checkpoints carry it)
         if cfg.precision not in ("fp32", "bf16"):
             raise ValueError(f"rl.precision must be 'fp32' or 'bf16', got {cfg.precision!r}")
-        self._autocast = torch.autocast(self.device.type, torch.bfloat16, enabled=cfg.precision == "bf16")
+        self.autocast = torch.autocast(self.device.type, torch.bfloat16, enabled=cfg.precision == "bf16")
 
     def set_state_normalizer(self, mean: np.ndarray, std: np.ndarray) -> None:
         """Fix the state normaliser (from demo statistics) for actor, critic and targets."""
@@ -188,7 +188,7 @@ class ResidualLearner:
 
     def update(self, batch: dict[str, np.ndarray | torch.Tensor]) -> dict[str, float]:
         """One critic update; every `actor_delay`-th (after the critic warm-up) also an actor update."""
-        with self._autocast:
+        with self.autocast:
             return self._update(self.to_device(batch))
 
     def _update(self, b: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -196,7 +196,7 @@ class ResidualLearner:
         target = self.td_target(b)  # (B,)
         s = self.actor.normalize(b["state"])  # (B, S)
         q = self.critic(s, b["action"])  # (E, B)
-        critic_loss = F.mse_loss(q.float(), target.float().unsqueeze(0).expand_as(q)) * cfg.num_critics  # sum over E
+        critic_loss = F.mse_loss(q.float(), target.unsqueeze(0).expand_as(q)) * cfg.num_critics  # sum over E
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)

@@ -167,7 +167,7 @@ class Learner:
                 log.error("dropped a bad episode message: %s", e)
                 continue
             self.episode_log.put(arrays, success=bool(meta["success"]), source="policy",
-                         policy_version=int(meta["policy_version"]), terminated=bool(meta["terminated"]))
+                                 policy_version=int(meta["policy_version"]), terminated=bool(meta["terminated"]))
             self.online_buffer.add_episode(arrays, terminated=bool(meta["terminated"]))
             T = len(arrays["reward"])
             self.learner.env_steps += T
