@@ -14,7 +14,6 @@ Profiles (stated in the output):
   cpu    state obs, rl=cpu (2 critics, UTD 4), 3 seeds, 8k steps, 2 runs at a time; ~45 min on a free 2-core CPU
   gpu    state obs, rl=resfit (10 critics, UTD 4: the default recipe), 3 seeds, 50k steps
   smoke  a tiny run for development
-Per-task recipe overrides (TASKS[task]["rl"]) are printed with the results.
 
     .venv/bin/python benchmarks/residual_rl.py --profile cpu [--tasks sim/reach sim/lift] [--seeds 3] [--jobs 2]
 """
@@ -55,12 +54,14 @@ TARGET = 0.95
 HEADROOM_SCALES = [0.1, 0.2, 0.3, 0.5]
 
 
-def rl_config(name: str, scratch: bool) -> ResidualConfig:
+def rl_config(name: str, scratch: bool, sets: list[str] = ()) -> ResidualConfig:
+    """configs/rl/<name>.yaml + `sets` (KEY=VALUE, typed and checked like `robotlearn finetune rl.KEY=VALUE`)."""
     from robotlearn.cli.config import compose, to_dataclass
 
-    cfg = to_dataclass(compose("finetune", [f"rl={name}"]).rl, ResidualConfig)
-    if scratch:  # configs/rl/rlpd.yaml's deltas on top of the profile's recipe
-        rlpd = to_dataclass(compose("finetune", ["rl=rlpd"]).rl, ResidualConfig)
+    over = [f"rl.{kv}" for kv in sets]
+    cfg = to_dataclass(compose("finetune", [f"rl={name}", *over]).rl, ResidualConfig)
+    if scratch:  # configs/rl/rlpd.yaml's deltas on top of the profile's recipe (`sets` win over both)
+        rlpd = to_dataclass(compose("finetune", ["rl=rlpd", *over]).rl, ResidualConfig)
         cfg = replace(cfg, residual_scale=rlpd.residual_scale, explore_std=rlpd.explore_std,
                       warmup_noise=rlpd.warmup_noise)
     return cfg
@@ -225,11 +226,6 @@ def plot(results: dict, path: Path, title: str) -> None:
     fig.savefig(path, dpi=100)
 
 
-def task_rl(task: str, rl: ResidualConfig) -> ResidualConfig:
-    """The profile's recipe with the task's overrides (TASKS[task]["rl"]); never applied to the zero base."""
-    return replace(rl, **TASKS[task].get("rl", {}))
-
-
 def _job(kind: str, task: str, seed: int, base: str, demos: str, rl: ResidualConfig, steps: int, eval_every: int,
          episodes: int, work: str, threads: int):
     """One unit of work for the process pool: a frozen-base eval or one RL run."""
@@ -265,17 +261,12 @@ def main() -> None:
     out = Path(args.out) / args.profile
     out.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    rl_res, rl_scr = rl_config(p["rl"], False), rl_config(p["rl"], True)
-    if args.set:
-        extra = {k: type(getattr(rl_res, k))(v) for k, v in (kv.split("=", 1) for kv in args.set)}
-        rl_res, rl_scr = replace(rl_res, **extra), replace(rl_scr, **extra)
-        print(f"recipe fields set on the command line: {extra}")
-    overrides = {t: TASKS[t]["rl"] for t in args.tasks if TASKS[t].get("rl")}
+    rl_res, rl_scr = rl_config(p["rl"], False, args.set), rl_config(p["rl"], True, args.set)
     header = (f"profile={args.profile} device={device} threads={args.threads} jobs={args.jobs} obs=state "
               f"rl=configs/rl/{p['rl']}.yaml (critics={rl_res.num_critics}, utd={rl_res.utd}, "
               f"hidden={rl_res.hidden_dim}, batch={rl_res.batch_size}, residual_scale={rl_res.residual_scale}) "
               f"--set {' '.join(args.set) or '-'} "
-              f"per-task residual overrides={overrides or 'none'} seeds={seeds} eval_episodes={episodes} "
+              f"seeds={seeds} eval_episodes={episodes} "
               f"eval_every={eval_every} steps={args.steps or p['steps']} target={TARGET:.0%}")
     print(header, flush=True)
     t0 = time.time()
@@ -294,7 +285,7 @@ def main() -> None:
             d, steps = bases[task], args.steps or p["steps"][task]
             bc, demos = str(d / "bc" / "checkpoints" / "last"), str(d / "demos.zarr")
             for seed in range(seeds):
-                jobs[(task, "residual", seed)] = ("rl", task, seed, bc, demos, task_rl(task, rl_res), steps,
+                jobs[(task, "residual", seed)] = ("rl", task, seed, bc, demos, rl_res, steps,
                                                   eval_every, episodes, str(d / f"residual_s{seed}"), args.threads)
                 jobs[(task, "scratch", seed)] = ("rl", task, seed, "zero", demos, rl_scr, steps, eval_every,
                                                  episodes, str(d / f"scratch_s{seed}"), args.threads)
@@ -306,7 +297,7 @@ def main() -> None:
     for task in args.tasks:  # alone on the machine: the actor and learner processes need both cores
         d = bases[task]
         rates[task] = async_rates(task, str(d / "bc" / "checkpoints" / "last"), str(d / "demos.zarr"),
-                                  task_rl(task, rl_res), p["rate_updates"], d / "rates")
+                                  rl_res, p["rate_updates"], d / "rates")
     (out / "results.json").write_text(json.dumps({"header": header, "results": results, "rates": rates,
                                                   "headroom": room}, indent=1))
     plot(results, out / "residual_rl.png", header)
