@@ -67,21 +67,37 @@ def test_learner_update_reduces_td_error_on_fixed_batch(precision):
     assert after < 0.25 * before, (before, after)
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_actor_moves_toward_higher_q(precision):
+def train_on_linear_q(**kw) -> tuple[ResidualLearner, torch.Tensor]:
+    """Reward = first action dim, one-step: Q rises linearly along dim 0, so the best residual is +scale."""
     torch.manual_seed(0)
-    cfg = small_cfg(critic_warmup_updates=200, actor_lr=1e-3, residual_scale=0.5, precision=precision)
+    cfg = small_cfg(critic_warmup_updates=200, actor_lr=1e-3, residual_scale=0.5, **kw)
     learner = ResidualLearner(S, A, cfg, device="cpu")
     batch = fixed_batch()
-    batch["reward"] = batch["action"][:, 0].copy()  # reward = first action dim: the best residual is +scale
+    batch["reward"] = batch["action"][:, 0].copy()
     batch["discount"][:] = 0.0
     for _ in range(600):
         learner.update(batch)
-    assert learner.num_actor_updates == 400
     with torch.no_grad():
         b = learner.to_device(batch)
-        res = learner.actor(learner.actor.normalize(b["state"]), b["base_action"])
+        res = learner.actor(learner.actor.normalize(b["state"]), b["base_action"])  # (B, A)
+    return learner, res
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_actor_moves_toward_higher_q(precision):
+    learner, res = train_on_linear_q(precision=precision)
+    assert learner.num_actor_updates == 400
     assert float(res[:, 0].mean()) > 0.2  # learned to push dim 0 up
+
+
+def test_residual_penalty_holds_the_residual_where_the_critic_slope_pays_for_it():
+    # with penalty p the optimum is residual/scale = slope / (2 p): shrinking with p, not saturated
+    _, free = train_on_linear_q()
+    _, held = train_on_linear_q(residual_penalty=4.0)
+    _, tight = train_on_linear_q(residual_penalty=16.0)
+    assert float(free[:, 0].mean()) > 0.45  # at the bound (0.5)
+    assert 0.02 < float(held[:, 0].mean()) < 0.25, float(held[:, 0].mean())  # still pushes up, off the bound
+    assert 0.0 < float(tight[:, 0].mean()) < 0.5 * float(held[:, 0].mean())
 
 
 def test_critic_ensemble_is_vectorised_and_members_differ():

@@ -56,6 +56,10 @@ class ResidualConfig:
     warmup_env_steps: int = 1000  # first env steps (per run) act with base + uniform noise, no residual
     warmup_noise: float = 0.2  # half-width of that uniform noise (ResFiT +-0.2)
     critic_warmup_updates: int = 500  # critic-only updates before the first actor update
+    # Actor loss += this x mean((residual / residual_scale)^2). Adam steps are sign-like, so a weak but
+    # consistent critic slope (early, sparse rewards) drives the residual to its bound; the penalty makes
+    # it grow only as far as the critic's slope pays for. 0 = ResFiT (which relies on a 1e-6 actor lr).
+    residual_penalty: float = 0.0
     demo_ratio: float = 0.5  # fraction of each batch drawn from the (relabelled) demo buffer
     buffer_size: int = 300_000  # max online transitions kept in memory (the zarr log keeps all)
     # Learner matmul precision: "fp32", or "bf16" = autocast (bf16 matmuls, fp32 weights, optimiser and
@@ -208,6 +212,8 @@ class ResidualLearner:
             res = self.actor(s, b["base_action"])  # (B, A)
             self.critic.requires_grad_(False)  # gradients flow through the critics to the actor only
             actor_loss = -self.critic(s, combine(b["base_action"], res)).float().mean()  # ensemble mean
+            if cfg.residual_penalty:
+                actor_loss = actor_loss + cfg.residual_penalty * (res.float() / cfg.residual_scale).pow(2).mean()
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.critic.requires_grad_(True)
