@@ -11,7 +11,8 @@ reproducible curves); a separate short async run (actor process + learner)
 measures learner updates/s and actor steps/s running concurrently.
 
 Profiles (stated in the output):
-  cpu    state obs, rl=cpu (2 critics, UTD 4), 3 seeds, 8k steps, 2 runs at a time; ~45 min on a free 2-core CPU
+  cpu    state obs, rl=cpu (2 critics, UTD 4), 3 seeds, 12k steps on reach and 8k on lift, 2 runs at a time;
+         ~50 min on a free 2-core CPU
   gpu    state obs, rl=resfit (10 critics, UTD 4: the default recipe), 3 seeds, 50k steps
   smoke  a tiny run for development
 
@@ -43,7 +44,7 @@ TASKS = {  # demos + BC sized so the base lands at roughly 30-70% success
     "sim/lift": dict(demo_episodes=30, demo_noise=0.8, bc_steps=1000),
 }
 PROFILES = {
-    "cpu": dict(rl="cpu", seeds=3, steps={"sim/reach": 8000, "sim/lift": 8000}, eval_every=2000, eval_episodes=50,
+    "cpu": dict(rl="cpu", seeds=3, steps={"sim/reach": 12_000, "sim/lift": 8000}, eval_every=2000, eval_episodes=50,
                 rate_updates=1000),
     "gpu": dict(rl="resfit", seeds=3, steps={"sim/reach": 50_000, "sim/lift": 50_000}, eval_every=5000,
                 eval_episodes=50, rate_updates=2000),
@@ -63,7 +64,7 @@ def rl_config(name: str, scratch: bool, sets: list[str] = ()) -> ResidualConfig:
     if scratch:  # configs/rl/rlpd.yaml's deltas on top of the profile's recipe (`sets` win over both)
         rlpd = to_dataclass(compose("finetune", ["rl=rlpd", *over]).rl, ResidualConfig)
         cfg = replace(cfg, residual_scale=rlpd.residual_scale, explore_std=rlpd.explore_std,
-                      warmup_noise=rlpd.warmup_noise)
+                      warmup_noise=rlpd.warmup_noise, residual_penalty=rlpd.residual_penalty)
     return cfg
 
 
