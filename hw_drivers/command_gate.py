@@ -128,7 +128,9 @@ class CommandGate:
         return self.target
 
     def status(self) -> dict:
-        s = {"estop": self.estop.engaged, "watchdog_hold": self.hold, "rejected_commands": self.n_rejected,
+        s = {"estop": self.estop.engaged, "watchdog_hold": self.hold,
+             "awaiting_command": self.watchdog.last is None,  # reset, no command since: holding the reset pose
+             "rejected_commands": self.n_rejected,
              "stale_commands": self.n_stale, "last_error": self.last_error, "target": [float(x) for x in self.target],
              "obs_to_command_ms": list(self.latency_ms)}  # samples since the previous status
         self.latency_ms.clear()

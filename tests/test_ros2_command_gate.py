@@ -144,3 +144,14 @@ def test_stale_warnings_are_throttled():
     assert gate.n_stale == 50
     assert len(gate.log.lines["warning"]) == 1 and "1 stale command(s)" in gate.log.lines["warning"][0]
     assert not gate.log.lines["error"]
+
+
+def test_status_says_when_the_gate_awaits_its_first_command_after_a_reset():
+    gate, _ = make_gate(max_command_age_s=0.5)
+    assert gate.status()["awaiting_command"] and not gate.status()["watchdog_hold"]
+    gate.update(0.01)  # no command since the reset: nothing expires, the reset pose is held
+    assert not gate.hold and np.allclose(gate.target, HOME)
+    gate.on_command(cmd(HOME + 0.01, age_s=0.01))
+    assert not gate.status()["awaiting_command"]
+    gate.reset(HOME)
+    assert gate.status()["awaiting_command"]

@@ -82,7 +82,10 @@ def test_finetune_over_ros2_with_faults(tmp_path):
         procs["actor"].send_signal(signal.SIGKILL)
         procs["actor"].wait(10)
         t_dead = time.monotonic()
-        wait_until(lambda: any(s["watchdog_hold"] for s in watcher.since("status", t_dead)), 5, "watchdog hold")
+        # (a kill that lands between an episode reset and its first command leaves the watchdog disarmed:
+        # the robot holds the reset pose and says it awaits a command)
+        wait_until(lambda: any(s["watchdog_hold"] or s["awaiting_command"] for s in watcher.since("status", t_dead + 1.0)),
+                   5, "watchdog hold")
         q1 = np.array(watcher.joint_positions[:7])
         time.sleep(0.5)
         np.testing.assert_allclose(watcher.joint_positions[:7], q1, atol=2e-3)
