@@ -58,7 +58,7 @@ class ResidualConfig:
     critic_warmup_updates: int = 500  # critic-only updates before the first actor update
     # Actor loss += this x mean((residual / residual_scale)^2). Adam steps are sign-like, so a weak but
     # consistent critic slope (early, sparse rewards) drives the residual to its bound; the penalty makes
-    # it grow only as far as the critic's slope pays for. 0 = ResFiT (which relies on a 1e-6 actor lr).
+    # it grow only as far as the critic's slope pays for. 0 = ResFiT (which uses a 1e-6..5e-6 actor lr).
     residual_penalty: float = 0.0
     demo_ratio: float = 0.5  # fraction of each batch drawn from the (relabelled) demo buffer
     buffer_size: int = 300_000  # max online transitions kept in memory (the zarr log keeps all)
