@@ -75,10 +75,9 @@ class Learner:
             log.info("resumed learner from %s at update %d", ckpt, self.learner.num_updates)
         else:
             self.learner = ResidualLearner(state_dim, action_dim, rl, cfg.device or None)
-        runtime_file = self.out / "checkpoint" / "runtime.yaml"
         self.learn_start = -1
-        if cfg.resume and runtime_file.exists():
-            runtime = yaml.safe_load(runtime_file.read_text())
+        if cfg.resume and (ckpt / "runtime.yaml").exists():
+            runtime = yaml.safe_load((ckpt / "runtime.yaml").read_text())
             self.learn_start = runtime["learn_start"]
             if "sampler_rng" in runtime:  # batches after a resume continue the uninterrupted sequence
                 self.rng.bit_generator.state = runtime["sampler_rng"]
