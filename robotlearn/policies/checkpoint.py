@@ -9,7 +9,6 @@ it in, so a crash mid-save never destroys the previous checkpoint.
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from robotlearn.atomic_dir import atomic_dir, readable_dir
 from robotlearn.envs.interface import EnvInfo, RobotEnv
 from robotlearn.policies.bc import BCPolicy
 from robotlearn.policies.chunked import ChunkedPolicy
@@ -51,29 +51,21 @@ def env_info_dict(info: EnvInfo | None) -> dict[str, Any] | None:
 def save_policy(policy: ChunkedPolicy, path: str | Path, env_info: EnvInfo | dict | None = None, **meta: Any) -> Path:
     """Write `path/` (model.safetensors + config.json) atomically; `meta` is stored as-is (JSON types)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in policy.state_dict().items()}
-    save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT, "version": str(VERSION)})
-    config = {
-        "format": FORMAT,
-        "version": VERSION,
-        "kind": policy.kind,
-        "policy": policy.cfg.to_dict(),
-        "obs_shapes": {k: list(v) for k, v in policy.obs_shapes.items()},
-        "action_dim": policy.action_dim,
-        "env": env_info if isinstance(env_info, dict) or env_info is None else env_info_dict(env_info),
-        "normalizer": policy.normalizer.stats(),
-        "meta": meta,
-    }
-    (tmp / CONFIG).write_text(json.dumps(config, indent=2))
-    old = path.with_name(path.name + ".old")
-    if path.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_dir(path) as tmp:
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in policy.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT, "version": str(VERSION)})
+        config = {
+            "format": FORMAT,
+            "version": VERSION,
+            "kind": policy.kind,
+            "policy": policy.cfg.to_dict(),
+            "obs_shapes": {k: list(v) for k, v in policy.obs_shapes.items()},
+            "action_dim": policy.action_dim,
+            "env": env_info if isinstance(env_info, dict) or env_info is None else env_info_dict(env_info),
+            "normalizer": policy.normalizer.stats(),
+            "meta": meta,
+        }
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2))
     return path
 
 
@@ -83,6 +75,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if p.is_file():
         p = p.parent
     for cand in (p, p / "checkpoints" / "best", p / "checkpoints" / "last"):
+        cand = readable_dir(cand)  # mid-swap, the complete copy beside it
         if (cand / CONFIG).exists():
             return cand
     raise CheckpointError(f"no policy checkpoint at {str(path)!r} (looked for {CONFIG} there and in checkpoints/best|last)")

@@ -27,6 +27,8 @@ import torch.nn.functional as F
 import yaml
 from safetensors.torch import load_file, save_file
 
+from robotlearn.atomic_dir import atomic_dir, readable_dir
+
 
 @dataclass
 class ResidualConfig:
@@ -247,8 +249,13 @@ class ResidualLearner:
 
     # -- checkpoint: safetensors tensors + YAML config/counters (no pickle) ----------------
     def save(self, directory: str | Path) -> Path:
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
+        """Write the checkpoint folder atomically (a crash leaves the previous one whole)."""
+        with atomic_dir(directory) as d:
+            self.write(d)
+        return Path(directory)
+
+    def write(self, d: Path) -> None:
+        """Write learner.safetensors + learner.yaml into the existing folder `d` (callers add files beside)."""
         tensors: dict[str, torch.Tensor] = {}
         for name, mod in self._modules().items():
             tensors.update({f"{name}/{k}": v for k, v in mod.state_dict().items()})
@@ -260,16 +267,12 @@ class ResidualLearner:
             meta["optimizers"][name] = sd["param_groups"]
             for idx, st in sd["state"].items():
                 tensors.update({f"opt/{name}/{idx}/{k}": v for k, v in st.items()})
-        tmp = d / "learner.safetensors.tmp"  # write-then-rename: a crash never leaves a torn checkpoint
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
-        (d / "learner.yaml.tmp").write_text(yaml.safe_dump(meta, sort_keys=False))
-        tmp.replace(d / "learner.safetensors")
-        (d / "learner.yaml.tmp").replace(d / "learner.yaml")
-        return d
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(d / "learner.safetensors"))
+        (d / "learner.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
 
     @classmethod
     def load(cls, directory: str | Path, device: str | None = None) -> ResidualLearner:
-        d = Path(directory)
+        d = readable_dir(directory)
         for f in ("learner.yaml", "learner.safetensors"):
             if not (d / f).exists():
                 raise FileNotFoundError(f"learner checkpoint {d} is missing {f}")

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import yaml
 
+from robotlearn.atomic_dir import atomic_dir, recover_dir
 from robotlearn.envs.interface import STATE_KEY, EnvInfo
 from robotlearn.policies.base import BasePolicy
 from robotlearn.rl.bases import relabel_base_actions
@@ -61,7 +62,7 @@ class Learner:
         self.rng = np.random.default_rng(cfg.seed)
         state_dim = int(obs_space[STATE_KEY].shape[0])
         action_dim = int(len(env_info.action_spec.names))
-        ckpt = self.out / "checkpoint"
+        ckpt = recover_dir(self.out / "checkpoint")  # finish a swap a crash interrupted
         if cfg.resume and (ckpt / "learner.yaml").exists():
             self.learner = ResidualLearner.load(ckpt, cfg.device or None)
             fixed = ("num_critics", "hidden_dim", "num_layers", "residual_scale")
@@ -204,11 +205,11 @@ class Learner:
 
     def checkpoint(self) -> None:
         self.episode_log.flush()  # the checkpoint never runs ahead of the zarr log it resumes from
-        d = self.learner.save(self.out / "checkpoint")
-        _save_torch_rng(d / "rng.safetensors")
-        runtime = {"learn_start": int(self.learn_start), "sampler_rng": self.rng.bit_generator.state}
-        (d / "runtime.yaml.tmp").write_text(yaml.safe_dump(runtime))
-        (d / "runtime.yaml.tmp").replace(d / "runtime.yaml")
+        with atomic_dir(self.out / "checkpoint") as d:  # the files are swapped in together
+            self.learner.write(d)
+            _save_torch_rng(d / "rng.safetensors")
+            runtime = {"learn_start": int(self.learn_start), "sampler_rng": self.rng.bit_generator.state}
+            (d / "runtime.yaml").write_text(yaml.safe_dump(runtime))
 
     def close(self) -> None:
         try:
@@ -277,8 +278,7 @@ def _save_torch_rng(path: Path) -> None:
     states = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         states.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
-    save_file(states, str(path.with_suffix(".tmp")))
-    path.with_suffix(".tmp").replace(path)
+    save_file(states, str(path))
 
 
 def _load_torch_rng(path: Path) -> None:
