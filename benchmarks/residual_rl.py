@@ -64,7 +64,8 @@ def rl_config(name: str, scratch: bool, sets: list[str] = ()) -> ResidualConfig:
     if scratch:  # configs/rl/rlpd.yaml's deltas on top of the profile's recipe (`sets` win over both)
         rlpd = to_dataclass(compose("finetune", ["rl=rlpd", *over]).rl, ResidualConfig)
         cfg = replace(cfg, residual_scale=rlpd.residual_scale, explore_std=rlpd.explore_std,
-                      warmup_noise=rlpd.warmup_noise, residual_penalty=rlpd.residual_penalty)
+                      warmup_noise=rlpd.warmup_noise, residual_penalty=rlpd.residual_penalty,
+                      actor_lr=rlpd.actor_lr)
     return cfg
 
 
