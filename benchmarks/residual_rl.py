@@ -57,15 +57,17 @@ HEADROOM_SCALES = [0.1, 0.2, 0.3, 0.5]
 
 def rl_config(name: str, scratch: bool, sets: list[str] = ()) -> ResidualConfig:
     """configs/rl/<name>.yaml + `sets` (KEY=VALUE, typed and checked like `robotlearn finetune rl.KEY=VALUE`)."""
+    import yaml
+
     from robotlearn.cli.config import compose, to_dataclass
+    from robotlearn.envs.registry import config_root
 
     over = [f"rl.{kv}" for kv in sets]
     cfg = to_dataclass(compose("finetune", [f"rl={name}", *over]).rl, ResidualConfig)
-    if scratch:  # configs/rl/rlpd.yaml's deltas on top of the profile's recipe (`sets` win over both)
+    if scratch:  # the keys configs/rl/rlpd.yaml sets itself, on top of the profile's recipe (`sets` win over both)
         rlpd = to_dataclass(compose("finetune", ["rl=rlpd", *over]).rl, ResidualConfig)
-        cfg = replace(cfg, residual_scale=rlpd.residual_scale, explore_std=rlpd.explore_std,
-                      warmup_noise=rlpd.warmup_noise, residual_penalty=rlpd.residual_penalty,
-                      actor_lr=rlpd.actor_lr)
+        own = yaml.safe_load((config_root() / "rl" / "rlpd.yaml").read_text()).keys() - {"defaults"}
+        cfg = replace(cfg, **{k: getattr(rlpd, k) for k in own})
     return cfg
 
 
