@@ -33,10 +33,11 @@ def main() -> None:
     for i, end in enumerate(ds.episode_ends):
         rel = d["state"][start:end, -3:]  # target - TCP (T, 3)
         dist = np.linalg.norm(rel, axis=1)
-        residual = (d["action"] - d["base_action"])[start:end, :3]  # (T, 3) incl. exploration noise
+        base = d["base_action"][start:end, :3]  # (T, 3)
+        residual = d["action"][start:end, :3] - base  # (T, 3) incl. exploration noise
         expert = rel / MAX_DELTA
         expert /= np.maximum(np.abs(expert).max(1, keepdims=True), 1.0)  # saturating step to the target
-        need = expert - d["base_action"][start:end, :3]
+        need = expert - base
         near = dist < args.near
         rows.append((start, success[i], dist.min(),
                      np.abs(residual[near]).mean() if near.any() else np.nan,

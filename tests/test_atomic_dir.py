@@ -63,6 +63,7 @@ def test_learner_checkpoint_mid_swap_loads_the_new_state(tmp_path):
     learner.save(tmp_path / "ckpt.tmp.src")
     (tmp_path / "ckpt").rename(tmp_path / "ckpt.old")  # crash between the renames of the second save
     (tmp_path / "ckpt.tmp.src").rename(tmp_path / "ckpt.tmp")
-    assert ResidualLearner.load(tmp_path / "ckpt", device="cpu").num_updates == 2
+    restored = ResidualLearner.load(tmp_path / "ckpt", device="cpu")
+    assert restored.num_updates == 2
     for k, v in learner.actor_weights().items():
-        np.testing.assert_array_equal(ResidualLearner.load(tmp_path / "ckpt", device="cpu").actor_weights()[k], v)
+        np.testing.assert_array_equal(restored.actor_weights()[k], v)
