@@ -219,3 +219,35 @@ def test_resume_with_other_network_settings_is_a_clear_error(tmp_path, demos):
     with pytest.raises(ValueError, match="hidden_dim"):
         Learner(None, ResidualConfig(**{**TINY, "hidden_dim": 64}), lc, env.env_info, env.observation_space, demos,
                 make_base("zero", env))
+
+
+def test_demo_success_only_keeps_the_successful_episodes_and_says_when_there_are_none(tmp_path, demos):
+    from robotlearn.data import EpisodeWriter
+    from robotlearn.envs import make_env
+    from robotlearn.rl.bases import make_base
+    from robotlearn.runtime.learner import Learner
+
+    env = make_env(ENV)
+    src = EpisodeDataset(demos)
+    ep0, ep1 = src.get_episode(0), src.get_episode(1)
+    mixed, failed = tmp_path / "mixed.zarr", tmp_path / "failed.zarr"
+    w = EpisodeWriter(mixed, env_info=src.env_info)
+    w.add_episode(ep0, success=False, terminated=False)
+    w.add_episode(ep1, success=True)
+    w.close()
+    w = EpisodeWriter(failed, env_info=src.env_info)
+    w.add_episode(ep0, success=False, terminated=False)
+    w.close()
+
+    def demo_steps(path, only: bool, run: str) -> int:
+        lc = LearnerConfig(out_dir=str(tmp_path / run), tensorboard=False, progress=False, demo_success_only=only)
+        L = Learner(None, ResidualConfig(**TINY), lc, env.env_info, env.observation_space, str(path),
+                    make_base("zero", env))
+        n = L.demo_buffer.n_added_steps
+        L.close()
+        return n
+
+    assert demo_steps(mixed, False, "all") == len(ep0["action"]) + len(ep1["action"])
+    assert demo_steps(mixed, True, "succ") == len(ep1["action"])
+    with pytest.raises(ValueError, match="none of its 1 episodes is marked successful"):
+        demo_steps(failed, True, "none")

@@ -41,6 +41,10 @@ class LearnerConfig:
     max_env_steps: int = 0  # stop once this many online env steps arrived and were trained on (0 = never)
     max_updates: int = 0  # stop after this many critic updates (0 = never)
     min_online_steps: int = 256  # online transitions needed before the first update
+    # Demo buffer from the episodes marked successful only. Off: every episode (failures are data too).
+    # On for noisy collections (scripted demos with injected noise): their failed episodes are not
+    # demonstrations, and 50/50 sampling would give them half of every batch.
+    demo_success_only: bool = False
     log_every: int = 100  # critic updates between TensorBoard scalars
     resume: bool = True  # load out_dir/checkpoint and rebuild the buffer from out_dir/online.zarr if present
     tensorboard: bool = True
@@ -121,7 +125,7 @@ class Learner:
         self.rejected = 0
 
     def _load_demos(self, ds, base: BasePolicy | None, keys: list[str]):
-        """Every demo episode into a frozen buffer, with `base_action` = the base's action at each step."""
+        """Demo episodes (all, or the successful ones) into a frozen buffer, `base_action` = the base's action."""
         from robotlearn.data import TransitionBuffer
 
         if base is None:
@@ -134,7 +138,14 @@ class Learner:
         buf = TransitionBuffer(keys, n_step=self.rl.n_step, gamma=self.rl.gamma, capacity=max(ds.n_steps, 1))
         read = [k for k in ds.keys if k in ("state", "action", "reward") or k.startswith("images/")]
         terminated = ds.meta_array("terminated")
-        for i in range(ds.n_episodes):
+        episodes = range(ds.n_episodes)
+        if self.cfg.demo_success_only:
+            episodes = np.flatnonzero(ds.meta_array("success"))
+            if len(episodes) == 0:
+                raise ValueError(f"demo dataset {ds.path}: demo_success_only is set but none of its "
+                                 f"{ds.n_episodes} episodes is marked successful")
+            log.info("demos: %d of %d episodes are successful; using only those", len(episodes), ds.n_episodes)
+        for i in episodes:
             ep = ds.get_episode(i, keys=read)
             ep["base_action"] = ep["action"].astype(np.float32) if privileged else relabel_base_actions(ep, base)
             buf.add_episode({k: ep[k] for k in [*keys, "reward"]}, terminated=bool(terminated[i]))
