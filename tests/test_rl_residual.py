@@ -151,3 +151,22 @@ def test_critic_members_subset_matches_full_ensemble_rows():
 def test_unknown_precision_is_a_clear_error():
     with pytest.raises(ValueError, match="precision"):
         ResidualLearner(S, A, small_cfg(precision="fp8"), device="cpu")
+
+
+@pytest.mark.parametrize("corr", [0.0, 0.9])
+def test_exploration_noise_has_its_std_and_step_to_step_correlation(corr):
+    cfg = small_cfg(explore_std=0.05, explore_corr=corr, residual_scale=1.0)
+    pol = ResidualPolicy(S, A, cfg, seed=3)  # zero-init residual: the executed action is base + noise
+    state, base = np.zeros(S, np.float32), np.zeros(A, np.float32)
+    noise = []
+    for episode in range(40):
+        pol.reset()
+        noise.append(np.stack([pol.act(state, base, "train") for _ in range(100)]))  # (T, A)
+    n = np.stack(noise)  # (episodes, T, A)
+    assert abs(n.std() - 0.05) < 0.005
+    lag1 = np.corrcoef(n[:, :-1].ravel(), n[:, 1:].ravel())[0, 1]
+    assert abs(lag1 - corr) < 0.05
+    first = np.corrcoef(n[:-1, -1].ravel(), n[1:, 0].ravel())[0, 1]  # across an episode boundary: fresh
+    assert abs(first) < 0.2
+    with pytest.raises(ValueError, match="explore_corr must be in"):
+        ResidualPolicy(S, A, small_cfg(explore_corr=1.0))

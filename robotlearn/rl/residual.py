@@ -47,6 +47,10 @@ class ResidualConfig:
     target_noise: float = 0.2  # std of the noise added to the target residual, x residual_scale
     target_noise_clip: float = 0.3  # that noise is clipped to +- this, x residual_scale
     explore_std: float = 0.05  # std of Gaussian noise on the residual while collecting (absolute, ResFiT 0.05)
+    # Correlation of that noise from one step to the next (AR(1), same std; reset each episode).
+    # 0 = white noise (ResFiT). Near 1 the noise acts as a slowly drifting push, which explores
+    # corrections that only pay off when held for many steps (e.g. the last cm to a target).
+    explore_corr: float = 0.0
     # Actor lr: ResFiT uses 1e-6..5e-6 over 100k+ steps; our runs are 5-50k steps, so 1e-4 lets the
     # residual move within them, while the zero-init + tanh x 0.1 bound keep it near the base.
     actor_lr: float = 1e-4
@@ -309,6 +313,13 @@ class ResidualPolicy:
         self.net = ResidualActor(state_dim, action_dim, cfg).eval()
         self.rng = np.random.default_rng(seed)
         self.version = 0
+        self._noise: np.ndarray | None = None  # exploration noise of the last step (AR(1) state)
+        if not 0.0 <= cfg.explore_corr < 1.0:
+            raise ValueError(f"rl.explore_corr must be in [0, 1), got {cfg.explore_corr}")
+
+    def reset(self) -> None:
+        """New episode: the correlated exploration noise starts afresh."""
+        self._noise = None
 
     def load_weights(self, tensors: dict[str, np.ndarray], version: int) -> None:
         self.net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
@@ -327,5 +338,14 @@ class ResidualPolicy:
             return np.clip(base_action + noise, -1.0, 1.0).astype(np.float32)
         res = self.residual(state, base_action)
         if mode == "train":
-            res = res + self.rng.normal(0.0, self.cfg.explore_std, res.shape)
+            res = res + self._explore_noise(res.shape)
         return np.clip(base_action + res, -1.0, 1.0).astype(np.float32)
+
+    def _explore_noise(self, shape: tuple[int, ...]) -> np.ndarray:
+        """AR(1) Gaussian noise with stationary std explore_std (white at explore_corr 0)."""
+        eps = self.rng.normal(0.0, self.cfg.explore_std, shape)
+        rho = self.cfg.explore_corr
+        if self._noise is not None and rho > 0:
+            eps = rho * self._noise + math.sqrt(1.0 - rho * rho) * eps
+        self._noise = eps
+        return eps

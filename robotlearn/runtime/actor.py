@@ -79,6 +79,7 @@ class Actor:
     def _new_episode(self) -> None:
         self.obs, _ = self.env.reset(seed=self.cfg.seed + self.episodes)
         self.stepper.reset()
+        self.policy.reset()
         self.rec = EpisodeRecorder()
         self.ep_start, self.ep_version = time.time(), self.policy.version
 
