@@ -1,0 +1,52 @@
+"""How much a bounded residual could fix, on each seed's eval set of benchmarks/residual_rl.py.
+
+residual_rl.py prints the headroom (frozen BC base + clip(expert - base, +-scale), a residual that
+imitates the noise-free expert within the bound) on seed 0's 50 eval episodes only. Each seed is
+evaluated on its own episodes (reset seeds 100000 + 1000 x seed), so a seed whose eval set the
+oracle cannot solve at a given scale cannot reach the target there either. Reuses the BC bases
+that residual_rl.py cached under --out.
+
+    .venv/bin/python benchmarks/headroom_per_seed.py [--profile cpu] [--tasks sim/reach] [--scales 0.1 0.3]
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from residual_rl import TASKS, OracleResidual
+from robotlearn.envs import make_env
+from robotlearn.policies.rollout import evaluate
+from robotlearn.rl.bases import make_base
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS))
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--scales", type=float, nargs="+", default=[0.1, 0.2, 0.3])
+    ap.add_argument("--episodes", type=int, default=50)
+    ap.add_argument("--out", default="runs/bench_residual_rl")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    print("| task | eval set | frozen base | " + " | ".join(f"oracle x{s:g}" for s in args.scales) + " | expert |")
+    print("|---|---|---|" + "---|" * (len(args.scales) + 1))
+    for task in args.tasks:
+        bc = Path(args.out) / args.profile / task.replace("/", "_") / "bc" / "checkpoints" / "last"
+        if not bc.exists():
+            raise SystemExit(f"{bc} not found: run benchmarks/residual_rl.py --profile {args.profile} first")
+        env = make_env(task)
+        for seed in range(args.seeds):
+            rs = 100_000 + 1000 * seed  # residual_rl.eval_success's reset seeds
+            row = [evaluate(make_base(str(bc), env), env, args.episodes, seed=rs).success_rate]
+            row += [evaluate(OracleResidual(make_base(str(bc), env), make_base("expert", env), s), env,
+                             args.episodes, seed=rs).success_rate for s in args.scales]
+            row.append(evaluate(make_base("expert", env), env, args.episodes, seed=rs).success_rate)
+            print(f"| {task} | seed {seed} | " + " | ".join(f"{v:.0%}" for v in row) + " |", flush=True)
+        env.close()
+
+
+if __name__ == "__main__":
+    main()
