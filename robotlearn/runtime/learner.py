@@ -41,9 +41,9 @@ class LearnerConfig:
     max_env_steps: int = 0  # stop once this many online env steps arrived and were trained on (0 = never)
     max_updates: int = 0  # stop after this many critic updates (0 = never)
     min_online_steps: int = 256  # online transitions needed before the first update
-    # Demo buffer from the episodes marked successful only. Off: every episode (failures are data too).
-    # On for noisy collections (scripted demos with injected noise): their failed episodes are not
-    # demonstrations, and 50/50 sampling would give them half of every batch.
+    # Demo buffer from the episodes marked successful only. Off (default): every episode, failures are
+    # data too. On: a collection's failed episodes (e.g. noisy scripted demos) stay out of the demo
+    # half of every batch.
     demo_success_only: bool = False
     log_every: int = 100  # critic updates between TensorBoard scalars
     resume: bool = True  # load out_dir/checkpoint and rebuild the buffer from out_dir/online.zarr if present
