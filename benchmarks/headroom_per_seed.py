@@ -2,7 +2,7 @@
 
 residual_rl.py prints the headroom (frozen BC base + clip(expert - base, +-scale), a residual that
 imitates the noise-free expert within the bound) on seed 0's 50 eval episodes only. Each seed is
-evaluated on its own episodes (reset seeds 100000 + 1000 x seed), so a seed whose eval set the
+evaluated on its own episodes (residual_rl.eval_reset_seed), so a seed whose eval set the
 oracle cannot solve at a given scale cannot reach the target there either. Reuses the BC bases
 that residual_rl.py cached under --out.
 
@@ -15,10 +15,7 @@ from pathlib import Path
 
 import torch
 
-from residual_rl import TASKS, OracleResidual
-from robotlearn.envs import make_env
-from robotlearn.policies.rollout import evaluate
-from robotlearn.rl.bases import make_base
+from residual_rl import TASKS, eval_success, headroom
 
 
 def main() -> None:
@@ -37,15 +34,11 @@ def main() -> None:
         bc = Path(args.out) / args.profile / task.replace("/", "_") / "bc" / "checkpoints" / "last"
         if not bc.exists():
             raise SystemExit(f"{bc} not found: run benchmarks/residual_rl.py --profile {args.profile} first")
-        env = make_env(task)
         for seed in range(args.seeds):
-            rs = 100_000 + 1000 * seed  # residual_rl.eval_success's reset seeds
-            row = [evaluate(make_base(str(bc), env), env, args.episodes, seed=rs).success_rate]
-            row += [evaluate(OracleResidual(make_base(str(bc), env), make_base("expert", env), s), env,
-                             args.episodes, seed=rs).success_rate for s in args.scales]
-            row.append(evaluate(make_base("expert", env), env, args.episodes, seed=rs).success_rate)
+            room = headroom(task, str(bc), args.scales, args.episodes, seed)
+            row = [eval_success(task, str(bc), None, args.episodes, seed), *room.values(),
+                   eval_success(task, "expert", None, args.episodes, seed)]
             print(f"| {task} | seed {seed} | " + " | ".join(f"{v:.0%}" for v in row) + " |", flush=True)
-        env.close()
 
 
 if __name__ == "__main__":

@@ -97,6 +97,11 @@ class Inline:
         self.latest = update
 
 
+def eval_reset_seed(seed: int) -> int:
+    """First env reset seed of a run seed's eval episodes: every method of one seed sees the same episodes."""
+    return 100_000 + 1000 * seed
+
+
 def eval_success(task: str, base_spec: str, learner: Learner | None, episodes: int, seed: int) -> float:
     env = make_env(task)
     base = make_base(base_spec, env, seed=seed)  # a fresh base: the actor's chunk state is untouched
@@ -105,7 +110,7 @@ def eval_success(task: str, base_spec: str, learner: Learner | None, episodes: i
         res = ResidualPolicy(learner.learner.state_dim, learner.learner.action_dim, learner.rl)
         res.load_weights(learner.learner.actor_weights(), learner.learner.version)
         policy = BasePlusResidual(base, res)
-    r = evaluate(policy, env, episodes, seed=100_000 + 1000 * seed)
+    r = evaluate(policy, env, episodes, seed=eval_reset_seed(seed))
     env.close()
     return r.success_rate
 
@@ -130,13 +135,14 @@ class OracleResidual:
         return np.clip(b + np.clip(e - b, -self.scale, self.scale), -1.0, 1.0)[None]  # (1, A)
 
 
-def headroom(task: str, bc: str, scales: list[float], episodes: int) -> dict[float, float]:
-    """Success of the frozen base + the oracle residual at each scale: which residual_scale can fix this base."""
+def headroom(task: str, bc: str, scales: list[float], episodes: int, seed: int = 0) -> dict[float, float]:
+    """Success of the frozen base + the oracle residual at each scale, on run seed `seed`'s eval episodes:
+    which residual_scale can fix this base."""
     env = make_env(task)
     out = {}
     for s in scales:
         policy = OracleResidual(make_base(bc, env), make_base("expert", env), s)
-        out[s] = evaluate(policy, env, episodes, seed=100_000).success_rate
+        out[s] = evaluate(policy, env, episodes, seed=eval_reset_seed(seed)).success_rate
     env.close()
     return out
 
