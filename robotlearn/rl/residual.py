@@ -73,6 +73,13 @@ class ResidualConfig:
     # always run fp32.
     precision: str = "fp32"
 
+    def __post_init__(self) -> None:
+        """Reject bad values where the config is made, so learner and actor processes both fail at start."""
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"rl.precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if not 0.0 <= self.explore_corr < 1.0:
+            raise ValueError(f"rl.explore_corr must be in [0, 1), got {self.explore_corr}")
+
 
 # ---------------------------------------------------------------------------- networks
 class ResidualActor(nn.Module):
@@ -166,8 +173,6 @@ class ResidualLearner:
         self.num_actor_updates = 0
         self.version = 0  # bumped by the runtime each time it publishes weights
         self.env_steps = 0  # online env steps ingested (kept here so checkpoints carry it)
-        if cfg.precision not in ("fp32", "bf16"):
-            raise ValueError(f"rl.precision must be 'fp32' or 'bf16', got {cfg.precision!r}")
         self.autocast = torch.autocast(self.device.type, torch.bfloat16, enabled=cfg.precision == "bf16")
 
     def set_state_normalizer(self, mean: np.ndarray, std: np.ndarray) -> None:
@@ -314,8 +319,6 @@ class ResidualPolicy:
         self.rng = np.random.default_rng(seed)
         self.version = 0
         self._noise: np.ndarray | None = None  # exploration noise of the last step (AR(1) state)
-        if not 0.0 <= cfg.explore_corr < 1.0:
-            raise ValueError(f"rl.explore_corr must be in [0, 1), got {cfg.explore_corr}")
 
     def reset(self) -> None:
         """New episode: the correlated exploration noise starts afresh."""
