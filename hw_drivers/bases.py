@@ -1,4 +1,4 @@
-"""A scripted joint-space base for reaching over ROS 2 (the dry run's base policy).
+"""A scripted joint-space base for reaching over ROS 2 (the dry run's base policy), `base: joint_reach`.
 
 Sim experts act in the sim tasks' end-effector action space; a ROS 2 robot takes
 joint deltas, so the dry run needs a base in that space. This one reads the target
@@ -6,7 +6,8 @@ offset from the task state (target - TCP, the last 3 state values on the
 MuJoCo-served reach task), maps it through a damped least-squares inverse of the
 position Jacobian of the robot description's MJCF, and returns normalised joint
 deltas. `bias` (a fixed aiming offset in metres) makes it systematically imperfect,
-which a residual can learn to correct.
+which a residual can learn to correct. Registered in the base registry
+(`robotlearn.policies.registry`) when the ROS 2 env is imported.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import mujoco
 import numpy as np
 
 from hw_drivers.kinematics import MujocoFK
+from robotlearn.policies.registry import register_base
 
 
 class JointReachBase:
@@ -48,3 +50,13 @@ class JointReachBase:
         if self.action_dim > self.n:
             a = np.append(a, -1.0)  # gripper open
         return a[None].astype(np.float32)  # (1, A)
+
+
+def _joint_reach(env, *, seed: int, arg: str | None, gain: float = 0.5, bias=(0.0, 0.0, 0.0)) -> JointReachBase:
+    if not hasattr(env, "safety"):
+        raise ValueError(f"base joint_reach drives a ROS 2 robot env (Ros2RobotEnv); {env.name} is not one")
+    return JointReachBase.for_env(env, gain=gain, bias=bias)
+
+
+register_base("joint_reach", _joint_reach, needs_env=True,
+              doc="Jacobian reach in joint space on a ROS 2 robot; base_kwargs: gain, bias")

@@ -19,11 +19,12 @@ from typing import Optional
 
 import yaml
 
-from hw_drivers.config import load_params, to_dict
-from hw_drivers.finetune_params import load_finetune, parse_sets
+from hw_drivers.config import to_dict
 from hw_drivers.processes import Watcher, start, stop, wait_until
-from hw_drivers.ros2_env import resolve_params
+from hw_drivers.ros2_env import Ros2RobotEnv
 from hw_drivers.ros_runtime import strip_ros_args
+from robotlearn.config import ConfigError
+from robotlearn.runtime.spec import load_spec
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -40,20 +41,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     domain = args.domain_id if args.domain_id >= 0 else random.randint(1, 100)
     out = Path(args.out or f"runs/ros2_dry_run/{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    fp = load_finetune(args.params, parse_sets(args.set))
-    robot = load_params(resolve_params(fp.robot_params), {**fp.robot_overrides, "dds.domain_id": domain,
-                                                          "dds.localhost_only": True})
+    try:
+        spec = load_spec(args.params, args.set)
+    except ConfigError as e:
+        raise SystemExit(f"error: {e}") from None
+    env = {k: v for k, v in spec.env.items() if k != "_target_"}
+    robot = Ros2RobotEnv.robot_params(**{**env, "overrides": {**env.get("overrides", {}), "dds.domain_id": domain,
+                                                              "dds.localhost_only": True}})
     robot_path = out / "robot_params.yaml"  # the effective robot description, kept with the run
     robot_path.write_text(yaml.safe_dump(to_dict(robot), sort_keys=False))
-    sets = ["--set", f"robot_params={robot_path}", "--set", "robot_overrides={}"]
-    for s in args.set:
-        sets += ["--set", s]
+    sets = [a for s in [*args.set, f"env.params={robot_path}", "env.overrides={}"] for a in ("--set", s)]
     learner_sets = sets + ["--set", f"learner.out_dir={out / 'learner'}"]
     actor_sets = sets + ["--set", f"actor.max_env_steps={args.steps}"]
     print(f"dry run: domain {domain}, robot {robot.robot.name} serving {robot.sim.task} at "
           f"{robot.robot.control_hz:g} Hz, {args.steps} steps, out {out}", flush=True)
 
-    watcher = Watcher(domain, robot.robot.status_topic, fp.transport.namespace)
+    watcher = Watcher(domain, robot.robot.status_topic, spec.runtime.namespace)
     procs = {}
     try:
         procs["robot"] = start("mujoco_robot_node", ["--params", str(robot_path)], domain, out / "robot.log")

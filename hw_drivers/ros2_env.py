@@ -29,6 +29,7 @@ from std_msgs.msg import Bool, Float64MultiArray, MultiArrayDimension, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+import hw_drivers.bases  # noqa: F401 - registers the joint-space bases of ROS 2 robots (joint_reach)
 from hw_drivers.config import InterventionConfig, NodeParams, load_params
 from hw_drivers.conversions import (
     STAMP_LABEL,
@@ -41,7 +42,17 @@ from hw_drivers.kinematics import MujocoFK
 from hw_drivers.ros_runtime import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, RosNode
 from hw_drivers.safety import EStopLatch, SafetyLayer, check_finite
 from hw_drivers.sensors import StaleObservationError, TopicCache
-from robotlearn.envs import IMAGE_PREFIX, STATE_KEY, ActionSpec, EnvError, EnvInfo, RobotEnv, make_observation_space
+from robotlearn.envs import (
+    IMAGE_PREFIX,
+    STATE_KEY,
+    ActionSpec,
+    EnvDescription,
+    EnvError,
+    EnvInfo,
+    RobotEnv,
+    make_observation_space,
+)
+from robotlearn.envs.interface import INFO_INTERVENTION, INFO_INTERVENTION_ACTION, INFO_SUCCESS
 
 
 def resolve_params(path: str) -> Path:
@@ -54,8 +65,9 @@ def resolve_params(path: str) -> Path:
     return config_root() / p
 
 
-def describe(p: NodeParams, stem: str, params: str, overrides: Optional[dict] = None, horizon: Optional[int] = None):
-    """(EnvInfo, observation space, action space) from the params alone, without ROS (the learner needs these)."""
+def describe_params(p: NodeParams, stem: str, params: str, overrides: Optional[dict] = None,
+                    horizon: Optional[int] = None) -> EnvDescription:
+    """The env's facts and spaces from the params alone, without ROS (the learner needs these)."""
     r, e, lim = p.robot, p.env, p.robot.limits
     n, dt = len(r.joint_names), 1.0 / r.control_hz
     if e.action_mode == "joint_pos":
@@ -72,10 +84,25 @@ def describe(p: NodeParams, stem: str, params: str, overrides: Optional[dict] = 
     obs_space = make_observation_space(state_dim, {c.name: (c.height, c.width) for c in r.cameras})
     info = EnvInfo(name=f"ros2/{stem}", control_hz=r.control_hz, horizon=int(horizon or e.horizon), action_spec=spec,
                    config={"params": str(params), "overrides": dict(overrides or {})})
-    return info, obs_space, spaces.Box(-1.0, 1.0, shape=(len(names),), dtype=np.float32)
+    return EnvDescription(info, obs_space, spaces.Box(-1.0, 1.0, shape=(len(names),), dtype=np.float32))
 
 
 class Ros2RobotEnv(RobotEnv):
+    paces_itself = True  # step() sleeps to the robot's control tick
+
+    @classmethod
+    def describe(cls, params: str = "ros2/panda_sim.yaml", overrides: Optional[dict[str, Any]] = None,
+                 horizon: Optional[int] = None) -> EnvDescription:
+        """What `Ros2RobotEnv(params, overrides, horizon)` would declare, read from its params file alone."""
+        path = resolve_params(params)
+        return describe_params(load_params(path, overrides), path.stem, params, overrides, horizon)
+
+    @staticmethod
+    def robot_params(params: str = "ros2/panda_sim.yaml", overrides: Optional[dict[str, Any]] = None,
+                     horizon: Optional[int] = None) -> NodeParams:
+        """The robot description (topics, limits, DDS settings) this env's config names."""
+        return load_params(resolve_params(params), overrides)
+
     def __init__(self, params: str = "ros2/panda_sim.yaml", overrides: Optional[dict[str, Any]] = None,
                  horizon: Optional[int] = None) -> None:
         super().__init__()
@@ -92,7 +119,8 @@ class Ros2RobotEnv(RobotEnv):
         self.safety = SafetyLayer(self.names, lim.joint_lower, lim.joint_upper, lim.max_velocity, self.dt, fk,
                                   lim.workspace.low, lim.workspace.high)
         self.has_gripper = bool(r.gripper.command_topic)
-        self.env_info, self.observation_space, self.action_space = describe(self.p, path.stem, params, overrides, horizon)
+        d = describe_params(self.p, path.stem, params, overrides, horizon)
+        self.env_info, self.observation_space, self.action_space = d.env_info, d.observation_space, d.action_space
         if r.intervention.msg_type == "joy" and len(r.intervention.axes) != self.action_space.shape[0]:
             raise EnvError(f"{path}: robot.intervention.axes needs one entry per action dimension "
                            f"({self.action_space.shape[0]})")
@@ -216,7 +244,7 @@ class Ros2RobotEnv(RobotEnv):
         human = self.cache.peek(r.intervention.topic, r.intervention.timeout_s) if r.intervention.msg_type != "none" else None
         if human is not None:
             action = human
-            info["is_intervention"], info["intervention_action"] = True, human.copy()
+            info[INFO_INTERVENTION], info[INFO_INTERVENTION_ACTION] = True, human.copy()
         q_cmd, rep = self._to_joint_targets(action)
         self._publish(q_cmd)
         info["safety_modified"] = rep.modified
@@ -230,7 +258,7 @@ class Ros2RobotEnv(RobotEnv):
             success, terminated = bool(label), True
             info["human_label"] = bool(label)
         terminated = terminated or (success and self.p.env.terminate_on_success)
-        info["success"] = success
+        info[INFO_SUCCESS] = success
         return obs, float(success), terminated, info
 
     def _observe_or_last(self) -> dict[str, np.ndarray]:
@@ -279,12 +307,8 @@ class Ros2RobotEnv(RobotEnv):
         self.timing["steps"] += 1
         self.timing["periods"].append(time.monotonic())
 
-    def robot_status(self) -> Optional[str]:
-        """The robot node's latest status JSON (watchdog, e-stop, rejected commands), if any."""
-        return self.cache.peek(self.p.robot.status_topic, 2.0)
-
     def close(self) -> None:
         self.ros.close()
 
 
-__all__ = ["Ros2RobotEnv", "StaleObservationError", "describe", "resolve_params"]
+__all__ = ["Ros2RobotEnv", "StaleObservationError", "describe_params", "resolve_params"]

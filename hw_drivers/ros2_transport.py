@@ -1,14 +1,15 @@
 """ActorTransport / LearnerTransport over ROS 2 topics.
 
 Streams (all payloads are `robotlearn.runtime.messages` bytes in std_msgs/UInt8MultiArray):
-  <ns>/transitions       actor -> learner, reliable keep-last `transitions_depth`; the
-                         layout carries (actor_id, sequence number) so the learner counts losses
+  <ns>/transitions       actor -> learner, one encoded Episode per message, reliable keep-last
+                         `transitions_depth`; the layout carries (actor_id, sequence number) so
+                         the learner counts losses
   <ns>/weights           learner -> actors, reliable + transient-local depth 1: latest wins and
                          an actor that (re)starts gets the current weights at once
   <ns>/heartbeat         actor -> learner, std_msgs/String JSON {actor_id, stats}
   <ns>/learner_heartbeat learner -> actors, std_msgs/String JSON, 1 Hz
-The actor publishes from a sender thread, so `send_transitions` never blocks the
-control loop on DDS; a full send queue drops the oldest batch and counts it.
+The actor publishes from a sender thread, so `send_episode` never blocks the
+control loop on DDS; a full send queue drops the oldest episode and counts it.
 """
 from __future__ import annotations
 
@@ -24,28 +25,16 @@ from std_msgs.msg import MultiArrayDimension, String, UInt8MultiArray
 
 from hw_drivers.config import DdsConfig
 from hw_drivers.ros_runtime import LATCHED_QOS, RELIABLE_QOS, RosNode, transitions_qos
-from robotlearn.runtime.messages import MessageError
-from robotlearn.runtime.transport import ActorTransport, LearnerTransport, WeightsUpdate
+from robotlearn.runtime.messages import MessageError, weights_version
+from robotlearn.runtime.transport import ActorTransport, LearnerTransport
 
 
 @dataclass
 class Ros2TransportConfig:
     namespace: str = "/robotlearn"
-    transitions_depth: int = 200  # batches the DDS history keeps per actor
-    send_queue: int = 200  # actor-side batches waiting for the sender thread
+    transitions_depth: int = 200  # episodes the DDS history keeps per actor
+    send_queue: int = 200  # actor-side episodes waiting for the sender thread
     dds: DdsConfig = field(default_factory=DdsConfig)
-
-
-def weights_version(payload: bytes) -> int:
-    """The version inside an encoded weights message (reads only the JSON header)."""
-    try:
-        n = int.from_bytes(payload[:8], "little")
-        md = json.loads(payload[8 : 8 + n])["__metadata__"]
-        if md.get("kind") != "weights":
-            raise MessageError(f"expected a 'weights' message, got kind={md.get('kind')!r}")
-        return int(json.loads(md["meta"])["version"])
-    except (KeyError, ValueError, TypeError) as e:
-        raise MessageError(f"weights message header is unreadable: {e}") from e
 
 
 def _bytes_msg(payload: bytes, label: str = "", seq: int = 0) -> UInt8MultiArray:
@@ -66,11 +55,9 @@ class Ros2ActorTransport(ActorTransport):
         self._pub_tr = node.create_publisher(UInt8MultiArray, f"{ns}/transitions", transitions_qos(self.cfg.transitions_depth))
         self._pub_hb = node.create_publisher(String, f"{ns}/heartbeat", RELIABLE_QOS)
         self._lock = threading.Lock()
-        self._latest: Optional[WeightsUpdate] = None
+        self._latest: Optional[tuple[int, bytes]] = None  # (version, payload)
         self._returned = -1
-        self.learner_last_seen: Optional[float] = None
         node.create_subscription(UInt8MultiArray, f"{ns}/weights", self._on_weights, LATCHED_QOS)
-        node.create_subscription(String, f"{ns}/learner_heartbeat", self._on_learner_hb, RELIABLE_QOS)
         self._queue: collections.deque[bytes] = collections.deque()
         self._cv = threading.Condition()
         self._seq = 0
@@ -90,14 +77,11 @@ class Ros2ActorTransport(ActorTransport):
             self.ros.node.get_logger().error(f"{self.cfg.namespace}/weights: {e}; ignored")
             return
         with self._lock:
-            if self._latest is None or version > self._latest.version:
-                self._latest = WeightsUpdate(version, payload)
-
-    def _on_learner_hb(self, msg: String) -> None:
-        self.learner_last_seen = time.time()
+            if self._latest is None or version > self._latest[0]:
+                self._latest = (version, payload)
 
     # --- ActorTransport ----------------------------------------------------
-    def send_transitions(self, payload: bytes) -> None:
+    def send_episode(self, payload: bytes) -> None:
         with self._cv:
             if len(self._queue) >= self.cfg.send_queue:
                 self._queue.popleft()
@@ -116,12 +100,12 @@ class Ros2ActorTransport(ActorTransport):
             self._pub_tr.publish(_bytes_msg(payload, self.actor_id, self._seq))
             self._seq += 1
 
-    def poll_weights(self) -> Optional[WeightsUpdate]:
+    def poll_weights(self) -> Optional[bytes]:
         with self._lock:
-            if self._latest is None or self._latest.version <= self._returned:
+            if self._latest is None or self._latest[0] <= self._returned:
                 return None
-            self._returned = self._latest.version
-            return self._latest
+            self._returned, payload = self._latest
+            return payload
 
     def redeliver(self) -> None:
         """Let the next poll_weights() return the current weights again (a restarted actor loop needs them)."""
@@ -188,19 +172,17 @@ class Ros2LearnerTransport(LearnerTransport):
     def _beat(self) -> None:
         self._pub_hb.publish(String(data=json.dumps({"version": self.published_version, "time": time.time()})))
 
-    def recv_transitions(self, timeout: float = 0.0) -> list[bytes]:
+    def recv_episodes(self, timeout: float = 0.0) -> list[bytes]:
         with self._cv:
             if not self._inbox and timeout > 0:
                 self._cv.wait_for(lambda: bool(self._inbox), timeout=timeout)
             out, self._inbox = self._inbox, []
         return out
 
-    def publish_weights(self, update: WeightsUpdate) -> None:
-        if weights_version(update.payload) != update.version:
-            raise MessageError(f"WeightsUpdate.version={update.version} but the payload says "
-                               f"{weights_version(update.payload)}")
-        self._pub_w.publish(_bytes_msg(update.payload, "weights", update.version))
-        self.published_version = update.version
+    def publish_weights(self, payload: bytes) -> None:
+        version = weights_version(payload)
+        self._pub_w.publish(_bytes_msg(payload, "weights", version))
+        self.published_version = version
 
     def heartbeats(self) -> dict[str, tuple[float, dict]]:
         return dict(self._hb)

@@ -15,9 +15,11 @@ from robotlearn.data import EpisodeDataset
 from robotlearn.rl.residual import ResidualConfig
 from robotlearn.runtime.actor import ActorConfig
 from robotlearn.runtime.learner import LearnerConfig
-from robotlearn.runtime.local import make_local_transports, run_local, spawn_actor, spawn_learner
-from robotlearn.runtime.messages import MessageError, decode_batch, encode_batch, encode_weights
-from robotlearn.runtime.transport import WeightsUpdate
+from robotlearn.policies.registry import make_base
+from robotlearn.runtime.local import run_local, spawn_actor, spawn_learner
+from robotlearn.runtime.local_transport import make_local_transports
+from robotlearn.runtime.messages import EPISODE, Episode, MessageError, _encode, encode_weights, weights_version
+from robotlearn.runtime.spec import RunSpec
 
 ENV = "sim/reach"
 TINY = dict(num_critics=2, hidden_dim=32, batch_size=64, warmup_env_steps=100, critic_warmup_updates=20, utd=1)
@@ -34,22 +36,24 @@ def demos(tmp_path_factory) -> str:
 
 def test_local_transport_bytes_weights_latest_wins_and_heartbeats():
     learner_t, (actor_t,) = make_local_transports(1, weights_capacity=1 << 16)
-    payload = encode_batch({"reward": np.zeros(3, np.float32)}, success=False)
-    actor_t.send_transitions(payload)
+    payload = _encode(EPISODE, {"reward": np.zeros(3, np.float32)}, {})  # the transport carries any bytes
+    actor_t.send_episode(payload)
     actor_t.heartbeat("a0", {"steps": 3})
     got, deadline = [], time.time() + 5
     while (not got or "a0" not in learner_t.heartbeats()) and time.time() < deadline:
-        got += learner_t.recv_transitions(timeout=0.5)
+        got += learner_t.recv_episodes(timeout=0.5)
     assert got == [payload]
     assert learner_t.heartbeats()["a0"][1] == {"steps": 3}
     assert actor_t.poll_weights() is None
     for v in (1, 2, 3):  # latest wins, no queue
-        learner_t.publish_weights(WeightsUpdate(v, encode_weights(v, {"w": np.full(2, v, np.float32)})))
+        learner_t.publish_weights(encode_weights(v, {"w": np.full(2, v, np.float32)}))
     upd = actor_t.poll_weights()
-    assert upd is not None and upd.version == 3
+    assert upd is not None and weights_version(upd) == 3
     assert actor_t.poll_weights() is None  # nothing newer
     with pytest.raises(ValueError, match="exceeds the local weights slot"):
-        learner_t.publish_weights(WeightsUpdate(4, b"x" * (1 << 17)))
+        learner_t.publish_weights(encode_weights(4, {"w": np.zeros(1 << 15, np.float32)}))  # 128 kB
+    with pytest.raises(MessageError):  # bytes that are not a weights message never reach the slot
+        learner_t.publish_weights(b"x" * 100)
     actor_t.close()
 
 
@@ -58,7 +62,7 @@ def test_async_run_moves_weights_with_increasing_versions_and_logs_to_zarr(tmp_p
     lc = LearnerConfig(out_dir=str(tmp_path / "run"), publish_every=10, checkpoint_every=100, max_env_steps=400,
                        min_online_steps=64, tensorboard=True, progress=False)
     ac = ActorConfig(pace_hz=150, max_env_steps=400, heartbeat_s=0.2)
-    res = run_local(ENV, "zero", rl, lc, ac, demos=demos)
+    res = run_local(RunSpec(env=ENV, base="zero", rl=rl, learner=lc, actor=ac, demos=demos))
     assert res["actor_exitcodes"] == [0]
     assert res["env_steps"] >= 400 and res["updates"] > 100
     # every online episode is in the zarr log, with the policy version the actor was running
@@ -83,8 +87,9 @@ def test_killed_learner_resumes_from_checkpoint_and_zarr_log(tmp_path, demos):
                        min_online_steps=64, tensorboard=False, progress=False)
     learner_t, (actor_t,) = make_local_transports(1, ctx, weights_capacity=1 << 20)
     stop_actor, stop_learner = ctx.Event(), ctx.Event()
-    actor = spawn_actor(ctx, actor_t, ENV, {}, "zero", rl, ActorConfig(pace_hz=150, heartbeat_s=0.2), stop_actor)
-    learner = spawn_learner(ctx, learner_t, ENV, {}, "zero", rl, lc, demos, stop_learner)
+    spec = RunSpec(env=ENV, base="zero", rl=rl, learner=lc, actor=ActorConfig(pace_hz=150, heartbeat_s=0.2), demos=demos)
+    actor = spawn_actor(ctx, actor_t, spec, 0, stop_actor)
+    learner = spawn_learner(ctx, learner_t, spec, stop_learner)
     try:
         ckpt = out / "checkpoint" / "learner.yaml"
         deadline = time.time() + 90
@@ -99,7 +104,7 @@ def test_killed_learner_resumes_from_checkpoint_and_zarr_log(tmp_path, demos):
 
         # restart: same out_dir, same pipe (the actor kept acting meanwhile), 60 more updates this time
         lc2 = LearnerConfig(**{**lc.__dict__, "max_updates": saved["num_updates"] + 60})
-        learner = spawn_learner(ctx, learner_t, ENV, {}, "zero", rl, lc2, demos, stop_learner)
+        learner = spawn_learner(ctx, learner_t, RunSpec(**{**spec.run_fields(), "learner": lc2}), stop_learner)
         learner.join(120)
         assert learner.exitcode == 0
     finally:
@@ -127,7 +132,6 @@ def _updates(ckpt) -> int:
 
 def test_bad_episode_message_is_rejected_not_logged(tmp_path, demos):
     from robotlearn.envs import make_env
-    from robotlearn.rl.bases import make_base
     from robotlearn.runtime.learner import Learner
 
     env = make_env(ENV)
@@ -141,18 +145,18 @@ def test_bad_episode_message_is_rejected_not_logged(tmp_path, demos):
     missing = {k: v for k, v in good.items() if k != "base_action"}
     wrong_shape = {**good, "state": np.zeros((T, 23), np.float32)}  # caught before the background log thread
     meta = dict(success=False, terminated=False, policy_version=0, actor_id="a")
-    n = L.ingest([encode_batch(nan, **meta), encode_batch(missing, **meta), b"garbage", encode_batch(wrong_shape, **meta),
-                  encode_batch(good, **meta)])
+    # sent as a peer that skips the sender's validation would send them
+    n = L.ingest([_encode(EPISODE, nan, meta), _encode(EPISODE, missing, meta), b"garbage",
+                  _encode(EPISODE, wrong_shape, meta), Episode(good, **meta).encode()])
     assert n == T and L.rejected == 4
     L.close()
     assert EpisodeDataset(tmp_path / "run" / "online.zarr").n_episodes == 1
     with pytest.raises(MessageError):
-        decode_batch(b"garbage")
+        Episode.decode(b"garbage")
 
 
 def test_online_log_thread_commits_in_order_and_surfaces_write_errors(tmp_path, demos):
     from robotlearn.envs import make_env
-    from robotlearn.rl.bases import make_base
     from robotlearn.runtime.learner import Learner
 
     env = make_env(ENV)
@@ -161,14 +165,15 @@ def test_online_log_thread_commits_in_order_and_surfaces_write_errors(tmp_path, 
     eps = [{"state": np.full((T, 24), i, np.float32), "action": np.zeros((T, 4), np.float32),
             "base_action": np.zeros((T, 4), np.float32), "reward": np.zeros(T, np.float32),
             "is_intervention": np.zeros(T, bool)} for i, T in enumerate([3, 7, 5])]
-    L.ingest([encode_batch(e, success=i == 1, terminated=False, policy_version=i, actor_id="a") for i, e in enumerate(eps)])
+    L.ingest([Episode(e, success=i == 1, terminated=False, policy_version=i, actor_id="a").encode()
+              for i, e in enumerate(eps)])
     L.checkpoint()  # flushes the log thread first
     ds = EpisodeDataset(tmp_path / "run" / "online.zarr")
     assert list(ds.episode_ends) == [3, 10, 15] and list(ds.meta_array("policy_version")) == [0, 1, 2]
     assert [float(ds.get_episode(i, keys=["state"])["state"][0, 0]) for i in range(3)] == [0.0, 1.0, 2.0]
     # a failing write (disk full, store gone) is not swallowed: the next checkpoint/close raises it
     L.writer.add_episode = lambda *a, **k: (_ for _ in ()).throw(OSError("disk full"))
-    L.ingest([encode_batch(eps[0], success=False, terminated=False, policy_version=3, actor_id="a")])
+    L.ingest([Episode(eps[0], success=False, terminated=False, policy_version=3, actor_id="a").encode()])
     with pytest.raises(RuntimeError, match="disk full"):
         L.checkpoint()
     with pytest.raises(RuntimeError, match="disk full"):
@@ -180,7 +185,6 @@ def test_resume_continues_the_sampler_and_torch_random_streams(tmp_path, demos):
     import torch
 
     from robotlearn.envs import make_env
-    from robotlearn.rl.bases import make_base
     from robotlearn.runtime.learner import Learner
 
     env = make_env(ENV)
@@ -192,7 +196,7 @@ def test_resume_continues_the_sampler_and_torch_random_streams(tmp_path, demos):
     ep = {"state": np.random.default_rng(0).normal(size=(T, 24)).astype(np.float32),
           "action": np.zeros((T, 4), np.float32), "base_action": np.zeros((T, 4), np.float32),
           "reward": np.zeros(T, np.float32), "is_intervention": np.zeros(T, bool)}
-    L.ingest([encode_batch(ep, success=False, terminated=False, policy_version=0, actor_id="a")])
+    L.ingest([Episode(ep, success=False, terminated=False, policy_version=0, actor_id="a").encode()])
     L.sampler.sample(16, L.rng)  # advance the streams before the checkpoint
     torch.rand(5)
     L.checkpoint()
@@ -208,7 +212,6 @@ def test_resume_continues_the_sampler_and_torch_random_streams(tmp_path, demos):
 
 def test_resume_with_other_network_settings_is_a_clear_error(tmp_path, demos):
     from robotlearn.envs import make_env
-    from robotlearn.rl.bases import make_base
     from robotlearn.runtime.learner import Learner
 
     env = make_env(ENV)
@@ -224,7 +227,6 @@ def test_resume_with_other_network_settings_is_a_clear_error(tmp_path, demos):
 def test_demo_success_only_keeps_the_successful_episodes_and_says_when_there_are_none(tmp_path, demos):
     from robotlearn.data import EpisodeWriter
     from robotlearn.envs import make_env
-    from robotlearn.rl.bases import make_base
     from robotlearn.runtime.learner import Learner
 
     env = make_env(ENV)

@@ -5,71 +5,53 @@ Residual off-policy RL on a frozen base with asynchronous actors and a learner
 lands in `<out>/online.zarr`; the learner checkpoints to `<out>/checkpoint`, so
 re-running the same command resumes. At the end the frozen base and base +
 residual are evaluated side by side and the learning curve is saved as a PNG.
+The run itself is a `RunSpec` (robotlearn/runtime/spec.py), assembled in
+robotlearn/runtime/assembly.py like every other runtime's.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-from omegaconf import OmegaConf
+import yaml
 
-from robotlearn.cli.config import ConfigError, fail, load
-from robotlearn.rl.residual import ResidualConfig
-from robotlearn.runtime.actor import ActorConfig
-from robotlearn.runtime.learner import LearnerConfig
+from robotlearn.cli.config import ConfigError, fail
+from robotlearn.policies.checkpoint import CheckpointError
+from robotlearn.runtime.assembly import RunError, check_base, launch
+from robotlearn.runtime.spec import RunSpec, load_spec
 
 
 @dataclass
-class FinetuneConfig:
-    env: Optional[dict[str, Any]] = None  # hydra env group (_target_ + kwargs)
-    rl: ResidualConfig = field(default_factory=ResidualConfig)
-    runtime: Optional[dict[str, Any]] = None  # configs/runtime/<name>.yaml (local | ray)
-    base: str = "zero"
-    demos: Optional[str] = None
-    out: str = "runs/finetune"
-    env_steps: int = 20000
-    eval_episodes: int = 50
-    eval_seed: int = 100_000
-    seed: int = 0
+class FinetuneConfig(RunSpec):
+    """configs/finetune.yaml: the run, plus what the command does around it."""
+
+    out: str = "runs/finetune"  # run folder: checkpoint/, online.zarr, tb/, eval.json, learning_curve.png
+    env_steps: int = 20000  # online env steps over all actors (the learner's budget)
+    eval_episodes: int = 50  # base vs base + residual at the end (0 = skip)
+    eval_seed: int = 100_000  # reset seed of the first evaluation episode
     match_learner: float = 0.0  # sim only: >0 paces actors at this fraction of the learner's measured rate / UTD
-    learner: LearnerConfig = field(default_factory=LearnerConfig)
-    actor: ActorConfig = field(default_factory=ActorConfig)
 
 
 def load_config(argv: list[str], config_name: str = "finetune") -> FinetuneConfig:
-    """Hydra compose, validated; `env` and `runtime` are free-form groups (`_target_`/`name` + kwargs)."""
-    cfg = load(config_name, argv, FinetuneConfig)
-    cfg.runtime = cfg.runtime or {"name": "local"}
-    if not cfg.env:
-        raise ConfigError("finetune needs env=<name>, e.g. env=sim/reach")
-    return cfg
+    """Hydra compose of configs/finetune.yaml + overrides, validated."""
+    return load_spec(config_name, argv, FinetuneConfig)
 
 
 def run(cfg: FinetuneConfig) -> dict[str, Any]:
     """Fine-tune, then evaluate base vs base + residual; writes everything under cfg.out."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    n_actors = int(cfg.runtime.get("num_actors", 1))
-    actor_cfg = dataclasses.replace(cfg.actor, max_env_steps=-(-cfg.env_steps // n_actors))
+    spec = RunSpec(**cfg.run_fields())
     if cfg.match_learner > 0:
-        actor_cfg.pace_hz = matched_pace(cfg, n_actors)
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-    check_base(cfg)
-    if cfg.runtime.get("name") == "ray":
-        from robotlearn.runtime.ray_runtime import launch
-
-        result = launch(dataclasses.replace(cfg, actor=actor_cfg), progress=cfg.learner.progress)
-    elif cfg.runtime.get("name", "local") == "local":
-        from robotlearn.runtime.local import run_local
-
-        result = run_local(cfg.env, cfg.base, cfg.rl, cfg.learner, actor_cfg, n_actors=n_actors, demos=cfg.demos,
-                           learner_threads=int(cfg.runtime.get("learner_threads", 1)),
-                           learner_in_process=bool(cfg.runtime.get("learner_in_process", True)))
-    else:
-        raise ConfigError(f"unknown runtime {cfg.runtime.get('name')!r}: use runtime=local or runtime=ray")
+        spec.actor = dataclasses.replace(spec.actor, pace_hz=matched_pace(cfg))
+    (out / "config.yaml").write_text(yaml.safe_dump({**json.loads(spec.to_json()), **{
+        k: getattr(cfg, k) for k in ("out", "env_steps", "eval_episodes", "eval_seed", "match_learner")}},
+        sort_keys=False))
+    check_base(spec)
+    result = launch(spec, progress=cfg.learner.progress)
     summary = {k: v for k, v in result.items() if k not in ("episodes", "heartbeats")}
     summary["actors"] = {a: st for a, (_, st) in result.get("heartbeats", {}).items()}
     episodes = result.get("episodes", [])
@@ -81,51 +63,40 @@ def run(cfg: FinetuneConfig) -> dict[str, Any]:
     return summary
 
 
-def check_base(cfg: FinetuneConfig) -> None:
-    """Build the base here once, so a bad spec fails before any process starts."""
-    from robotlearn.envs import make_env
-    from robotlearn.rl.bases import make_base
-
-    env = make_env(dict(cfg.env))
-    try:
-        make_base(cfg.base, env, seed=cfg.seed)
-    finally:
-        env.close()
-
-
-def matched_pace(cfg: FinetuneConfig, n_actors: int) -> float:
+def matched_pace(cfg: FinetuneConfig) -> float:
     """Steps/s per actor that keep the UTD: a sim can outrun any learner, a robot cannot.
 
-    Measures the learner's update rate for this recipe here (a second or two), then
-    paces actors at `match_learner` x rate / UTD / actors. Actors still never wait.
+    Measures the learner's update rate for this recipe here (a second or two) with the
+    learner's thread count, then paces actors at `match_learner` x rate / UTD / actors.
+    Actors still never wait.
     """
     import torch
 
-    from robotlearn.envs import make_env
+    from robotlearn.envs import describe_env
     from robotlearn.runtime.learner import measure_update_rate
 
-    env = make_env(dict(cfg.env))
+    env = describe_env(cfg.env)
     s, a = env.observation_space["state"].shape[0], env.action_space.shape[0]
-    env.close()
     threads = torch.get_num_threads()
-    if cfg.runtime.get("learner_in_process", True):
-        torch.set_num_threads(1)  # the in-process learner shares the machine with the actor processes
+    torch.set_num_threads(cfg.runtime.learner_threads)
     ups = measure_update_rate(cfg.rl, s, a, cfg.learner.device or None)
-    torch.set_num_threads(threads if not cfg.runtime.get("learner_in_process", True) else 1)
-    hz = cfg.match_learner * ups / cfg.rl.utd / n_actors
+    torch.set_num_threads(threads)
+    hz = cfg.match_learner * ups / cfg.rl.utd / cfg.runtime.num_actors
     print(f"finetune: learner ~{ups:.0f} updates/s here -> actors paced at {hz:.1f} steps/s each (UTD {cfg.rl.utd})")
     return hz
 
 
 def evaluate_run(cfg: FinetuneConfig, out: Path, episodes: list[dict]) -> dict[str, Any]:
     from robotlearn.envs import make_env
-    from robotlearn.rl.bases import make_base
+    from robotlearn.policies.registry import make_base
     from robotlearn.rl.evaluate import compare, format_comparison, load_residual, plot_learning_curve
 
-    env = make_env(dict(cfg.env))
-    result = compare(env, make_base(cfg.base, env, seed=cfg.seed), load_residual(out), cfg.eval_episodes,
-                     seed=cfg.eval_seed, progress=cfg.learner.progress)
-    env.close()
+    env = make_env(cfg.env)
+    try:
+        result = compare(env, make_base(cfg.base, env, seed=cfg.seed, **cfg.base_kwargs), load_residual(out),
+                         cfg.eval_episodes, seed=cfg.eval_seed, progress=cfg.learner.progress)
+    finally:
+        env.close()
     (out / "eval.json").write_text(json.dumps(result, indent=2))
     print(format_comparison(result))
     if episodes:
@@ -137,7 +108,9 @@ def evaluate_run(cfg: FinetuneConfig, out: Path, episodes: list[dict]) -> dict[s
     return result
 
 
-USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, KeyError, ValueError, RuntimeError)
+# What a user can get wrong (a config, a path, a checkpoint, a crashed process of the run); anything else
+# is a bug and keeps its traceback.
+USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, ValueError, CheckpointError, RunError)
 
 
 def main(argv: list[str]) -> int:

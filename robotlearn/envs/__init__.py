@@ -2,6 +2,7 @@ from robotlearn.envs.interface import (
     IMAGE_PREFIX,
     STATE_KEY,
     ActionSpec,
+    EnvDescription,
     EnvError,
     EnvInfo,
     EpisodeDoneError,
@@ -10,10 +11,10 @@ from robotlearn.envs.interface import (
     image_keys,
     make_observation_space,
 )
-from robotlearn.envs.registry import config_root, env_config, list_envs, make_env, register_env
+from robotlearn.envs.registry import config_root, describe_env, env_config, list_envs, make_env, register_env
 
 __all__ = [
-    "IMAGE_PREFIX", "STATE_KEY", "ActionSpec", "EnvError", "EnvInfo", "EpisodeDoneError",
+    "IMAGE_PREFIX", "STATE_KEY", "ActionSpec", "EnvDescription", "EnvError", "EnvInfo", "EpisodeDoneError",
     "InvalidActionError", "RobotEnv", "image_keys", "make_observation_space", "config_root",
-    "env_config", "list_envs", "make_env", "register_env",
+    "describe_env", "env_config", "list_envs", "make_env", "register_env",
 ]

@@ -22,6 +22,12 @@ from gymnasium import spaces
 STATE_KEY = "state"
 IMAGE_PREFIX = "images/"
 
+# `info` keys that cross modules. Every step sets the first three; the rest only where they apply.
+INFO_SUCCESS = "success"  # bool: the task's success detector fired this step
+INFO_INTERVENTION = "is_intervention"  # bool: a human's action replaced the policy's this step
+INFO_TIMESTAMP = "timestamp"  # float: wall-clock time of the observation
+INFO_INTERVENTION_ACTION = "intervention_action"  # (A,) float32 normalised: the human's action that was executed
+
 
 class EnvError(RuntimeError):
     """Misuse of an environment (bad action, step after done, stale sensors)."""
@@ -54,10 +60,6 @@ class ActionSpec:
         lo, hi = np.asarray(self.low), np.asarray(self.high)
         return lo + (np.asarray(action) + 1.0) * 0.5 * (hi - lo)
 
-    def to_normalised(self, physical: np.ndarray) -> np.ndarray:
-        lo, hi = np.asarray(self.low), np.asarray(self.high)
-        return 2.0 * (np.asarray(physical) - lo) / (hi - lo) - 1.0
-
 
 @dataclass
 class EnvInfo:
@@ -68,6 +70,19 @@ class EnvInfo:
     horizon: int
     action_spec: ActionSpec
     config: dict[str, Any] = field(default_factory=dict)  # kwargs that make_env(name, **config) accepts
+
+
+@dataclass(frozen=True)
+class EnvDescription:
+    """What a learner needs of an env without running one: its facts and spaces."""
+
+    env_info: EnvInfo
+    observation_space: spaces.Dict
+    action_space: spaces.Box
+
+    @property
+    def name(self) -> str:
+        return self.env_info.name
 
 
 def image_keys(space: spaces.Dict) -> list[str]:
@@ -96,6 +111,7 @@ class RobotEnv(gym.Env):
     metadata = {"render_modes": []}
     clips_actions = True
     reward_type = "sparse"  # "sparse": 1.0 on success else 0.0; "dense": the task declares its shaping
+    paces_itself = False  # True: step() holds the wall-clock control rate (a robot); callers must not sleep too
 
     env_info: EnvInfo
     observation_space: spaces.Dict
@@ -119,15 +135,19 @@ class RobotEnv(gym.Env):
     def name(self) -> str:
         return self.env_info.name
 
+    @property
+    def description(self) -> EnvDescription:
+        return EnvDescription(self.env_info, self.observation_space, self.action_space)
+
     # --- gymnasium API --------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         obs, info = self._reset(seed=seed, options=options or {})
         self._t = 0
         self._done = False
-        info.setdefault("success", False)
-        info.setdefault("is_intervention", False)
-        info.setdefault("timestamp", time.time())
+        info.setdefault(INFO_SUCCESS, False)
+        info.setdefault(INFO_INTERVENTION, False)
+        info.setdefault(INFO_TIMESTAMP, time.time())
         return obs, info
 
     def step(self, action):
@@ -141,9 +161,9 @@ class RobotEnv(gym.Env):
         self._t += 1
         truncated = (not terminated) and self._t >= self.horizon
         self._done = bool(terminated or truncated)
-        info.setdefault("success", False)
-        info.setdefault("is_intervention", False)
-        info.setdefault("timestamp", time.time())
+        info.setdefault(INFO_SUCCESS, False)
+        info.setdefault(INFO_INTERVENTION, False)
+        info.setdefault(INFO_TIMESTAMP, time.time())
         info["t"] = self._t
         return obs, float(reward), bool(terminated), bool(truncated), info
 

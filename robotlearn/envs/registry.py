@@ -6,13 +6,15 @@ A name is a YAML file under `configs/env/<name>.yaml` holding a hydra `_target_`
 """
 from __future__ import annotations
 
+import json
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
 from omegaconf import OmegaConf
 
-from robotlearn.envs.interface import RobotEnv
+from robotlearn.envs.interface import EnvDescription, RobotEnv
 
 _FACTORIES: dict[str, Callable[..., RobotEnv]] = {}
 
@@ -40,19 +42,47 @@ def env_config(name: str) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True)  # type: ignore[return-value]
 
 
+def _resolve(name: str | dict, overrides: dict[str, Any]) -> dict[str, Any]:
+    cfg = dict(name) if isinstance(name, dict) else env_config(name)
+    cfg.pop("name", None)
+    cfg.update(overrides)
+    return cfg
+
+
 def make_env(name: str | dict, **overrides: Any) -> RobotEnv:
     """Build an env from its registered name (or a config dict with `_target_`)."""
     from hydra.utils import instantiate
 
-    if isinstance(name, dict):
-        cfg = dict(name)
-    elif name in _FACTORIES:
+    if isinstance(name, str) and name in _FACTORIES:
         return _FACTORIES[name](**overrides)
-    else:
-        cfg = env_config(name)
-    cfg.pop("name", None)
-    cfg.update(overrides)
-    env = instantiate(cfg, _convert_="all")
+    env = instantiate(_resolve(name, overrides), _convert_="all")
     if not isinstance(env, RobotEnv):
         raise TypeError(f"env {name!r} built {type(env).__name__}, which is not a robotlearn RobotEnv")
     return env
+
+
+def describe_env(name: str | dict, **overrides: Any) -> EnvDescription:
+    """An env's facts and spaces. A backend with a `describe(**kwargs)` classmethod (a ROS 2 robot:
+    its params file says it all) answers without starting; otherwise the env is built once per
+    process and closed."""
+    key = name if isinstance(name, str) and name in _FACTORIES else json.dumps(_resolve(name, overrides), sort_keys=True)
+    return _describe(key, json.dumps(overrides, sort_keys=True) if key == name else "{}")
+
+
+@lru_cache(maxsize=16)
+def _describe(key: str, overrides_json: str) -> EnvDescription:
+    from hydra.utils import get_object
+
+    if key in _FACTORIES:
+        env = make_env(key, **json.loads(overrides_json))
+    else:
+        cfg = json.loads(key)
+        target = get_object(cfg["_target_"])
+        describe = getattr(target, "describe", None)
+        if callable(describe):
+            return describe(**{k: v for k, v in cfg.items() if k != "_target_"})
+        env = make_env(cfg)
+    try:
+        return env.description
+    finally:
+        env.close()

@@ -1,36 +1,14 @@
-"""Building a frozen base from a spec string, and relabelling demos with its actions.
+"""Relabelling demos with the frozen base's actions (bases are built by `robotlearn.policies.registry`).
 
-A spec is `zero` (RLPD-style from scratch), `expert` / `expert:<noise>` (the sim
-task's scripted expert) or a path to a BC/diffusion checkpoint. Every base is
-then used only through the BasePolicy contract, stepped by a ChunkStepper.
+Every base is used only through the BasePolicy contract, stepped by a ChunkStepper,
+exactly as the actor steps it.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from robotlearn.envs.interface import IMAGE_PREFIX, STATE_KEY, RobotEnv
-from robotlearn.policies.base import BasePolicy, ChunkStepper, ZeroPolicy
-
-
-def make_base(spec: str, env: RobotEnv, seed: int = 0) -> BasePolicy:
-    """`zero` | `expert[:noise]` | checkpoint path -> a BasePolicy for `env`."""
-    if spec == "zero":
-        return ZeroPolicy(int(env.action_space.shape[0]))
-    if spec == "expert" or spec.startswith("expert:"):
-        if not hasattr(env, "make_expert"):
-            raise ValueError(f"base=expert needs an env with make_expert(); {env.name} has none")
-        noise = float(spec.split(":", 1)[1]) if ":" in spec else 0.0
-        expert = env.make_expert(noise=noise, seed=seed)
-        expert.privileged = True  # reads the live sim state: cannot be replayed over stored demos
-        return expert
-    path = Path(spec)
-    if not path.exists():
-        raise FileNotFoundError(f"base {spec!r} is neither 'zero', 'expert[:noise]' nor an existing checkpoint path")
-    from robotlearn.policies.checkpoint import load_policy
-
-    return load_policy(str(path), env=env)
+from robotlearn.envs.interface import IMAGE_PREFIX, STATE_KEY
+from robotlearn.policies.base import BasePolicy, ChunkStepper
 
 
 def episode_obs(episode: dict[str, np.ndarray], t: int) -> dict[str, np.ndarray]:

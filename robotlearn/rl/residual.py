@@ -51,8 +51,8 @@ class ResidualConfig:
     # 0 = white noise (ResFiT). Near 1 the noise acts as a slowly drifting push, which explores
     # corrections that only pay off when held for many steps (e.g. the last cm to a target).
     explore_corr: float = 0.0
-    # Actor lr: ResFiT uses 1e-6..5e-6 over 100k+ steps; our runs are 5-50k steps, so 1e-4 lets the
-    # residual move within them, while the zero-init + tanh x 0.1 bound keep it near the base.
+    # Actor Adam lr. ResFiT: 1e-6..5e-6 over 100k+ steps; 1e-4 lets the residual move within a 5-50k-step
+    # run, while the zero-init and the tanh x residual_scale bound keep it near the base.
     actor_lr: float = 1e-4
     critic_lr: float = 3e-4  # critic Adam lr (ResFiT 1e-4; 3e-4 converges faster on short runs)
     batch_size: int = 256  # transitions per update (half demo, half online at demo_ratio 0.5)

@@ -1,8 +1,9 @@
 """The actor loop: step the env at control rate with base + residual, ship finished episodes.
 
 Transport-agnostic: local processes, ROS 2 and Ray all call `run_actor` with their
-own `ActorTransport`. The loop never waits for the learner: weights are polled
-(non-blocking) between steps, episodes are handed to the transport as bytes.
+own `ActorTransport` (`runtime/assembly.py` builds what it runs). The loop never
+waits for the learner: weights are polled (non-blocking) between steps, episodes
+are handed to the transport as encoded `Episode` messages.
 """
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from robotlearn.envs.interface import IMAGE_PREFIX, STATE_KEY, RobotEnv
+from robotlearn.envs.interface import IMAGE_PREFIX, INFO_INTERVENTION, INFO_INTERVENTION_ACTION, INFO_SUCCESS, STATE_KEY, RobotEnv
 from robotlearn.policies.base import BasePolicy, ChunkStepper
 from robotlearn.rl.residual import ResidualConfig, ResidualPolicy
-from robotlearn.runtime.messages import decode_weights, encode_batch
+from robotlearn.runtime.messages import Episode, decode_weights
 from robotlearn.runtime.transport import ActorTransport
 
 StopFlag = Callable[[], bool] | Any  # a callable, or anything with is_set() (threading/multiprocessing Event)
@@ -24,13 +25,15 @@ StopFlag = Callable[[], bool] | Any  # a callable, or anything with is_set() (th
 
 @dataclass
 class ActorConfig:
-    actor_id: str = "actor-0"
-    seed: int = 0  # env reset seeds are seed, seed+1, ...; also the exploration-noise seed
-    max_env_steps: int = 0  # stop after the episode in which this many steps were taken (0 = until stopped)
-    pace_hz: float = -1.0  # steps per second: -1 = the env's control_hz, 0 = as fast as possible
+    actor_id: str = "actor"  # a run's actor i is named "<actor_id>-<i>"
+    seed: int = 0  # env reset seeds are seed, seed+1, ...; also the exploration-noise seed (a run derives it)
+    # Stop after the episode in which this many steps were taken (0 = until stopped; a run splits
+    # learner.max_env_steps over its actors when this is 0).
+    max_env_steps: int = 0
+    pace_hz: float = 0.0  # steps per second: 0 = as fast as possible, -1 = the env's control_hz
     heartbeat_s: float = 1.0  # seconds between heartbeats
     n_action_steps: int = 0  # base chunk steps executed before re-querying the base (0 = whole chunk)
-    warmup_env_steps: int = -1  # this actor's base + uniform-noise steps (-1 = ResidualConfig.warmup_env_steps)
+    retry_on_env_error: bool = False  # after an EnvError (stale topic, refused reset): wait 1 s, new episode
 
 
 def _should_stop(stop: StopFlag | None) -> bool:
@@ -70,7 +73,7 @@ class Actor:
         state_dim = int(env.observation_space[STATE_KEY].shape[0])
         self.policy = ResidualPolicy(state_dim, int(env.action_space.shape[0]), rl, seed=cfg.seed)
         self.stepper = ChunkStepper(base, cfg.n_action_steps or None)
-        self.warmup = rl.warmup_env_steps if cfg.warmup_env_steps < 0 else cfg.warmup_env_steps
+        self.warmup = rl.warmup_env_steps
         self.steps = self.episodes = self.successes = 0
         self.recent: deque[float] = deque(maxlen=20)
         self.t_start = time.time()
@@ -93,17 +96,17 @@ class Actor:
         mode = "warmup" if self.steps < self.warmup else "train"
         action = self.policy.act(self.obs[STATE_KEY], base_action, mode)
         next_obs, reward, terminated, truncated, info = self.env.step(action)
-        executed = np.asarray(info.get("intervention_action", action), np.float32)  # a human took over
-        self.rec.add(self.obs, executed, base_action, reward, info.get("is_intervention", False))
+        executed = np.asarray(info.get(INFO_INTERVENTION_ACTION, action), np.float32)  # a human took over
+        self.rec.add(self.obs, executed, base_action, reward, info.get(INFO_INTERVENTION, False))
         self.obs = next_obs
         self.steps += 1
         if not (terminated or truncated):
             return None
-        success = bool(info.get("success", False))
-        payload = encode_batch(self.rec.arrays(), success=success, terminated=bool(terminated),
-                               policy_version=int(self.policy.version), policy_version_start=int(self.ep_version),
-                               actor_id=self.cfg.actor_id, start_time=self.ep_start, end_time=time.time(),
-                               warmup=mode == "warmup")
+        success = bool(info.get(INFO_SUCCESS, False))
+        payload = Episode(self.rec.arrays(), success=success, terminated=bool(terminated),
+                          policy_version=int(self.policy.version), policy_version_start=int(self.ep_version),
+                          actor_id=self.cfg.actor_id, start_time=self.ep_start, end_time=time.time(),
+                          warmup=mode == "warmup").encode()
         self.episodes += 1
         self.successes += success
         self.recent.append(float(success))
@@ -119,22 +122,22 @@ def run_actor(transport: ActorTransport, env: RobotEnv, base: BasePolicy, rl: Re
               cfg: ActorConfig | None = None, stop: StopFlag | None = None) -> dict[str, Any]:
     """Act until `stop` is set or `cfg.max_env_steps` is reached; returns final stats.
 
-    Each finished episode goes out as `encode_batch({state, [images/*], action,
-    base_action, reward, is_intervention}, success=, terminated=, policy_version=,
-    actor_id=, ...)`. A partial episode at stop is dropped, never sent.
+    Each finished episode goes out as one encoded `messages.Episode`. A partial
+    episode at stop is dropped, never sent. An env that paces itself (a robot) is not
+    paced again here.
     """
     cfg = cfg or ActorConfig()
     actor = Actor(env, base, rl, cfg)
-    hz = env.control_hz if cfg.pace_hz < 0 else cfg.pace_hz
+    hz = 0.0 if env.paces_itself else env.control_hz if cfg.pace_hz < 0 else cfg.pace_hz
     period = 1.0 / hz if hz > 0 else 0.0
     last_beat, next_tick = time.time(), time.perf_counter()
     while not _should_stop(stop):
-        update = transport.poll_weights()  # non-blocking; latest wins
-        if update is not None:
-            actor.load_weights(update.payload)
+        weights = transport.poll_weights()  # non-blocking; latest wins
+        if weights is not None:
+            actor.load_weights(weights)
         payload = actor.step()
         if payload is not None:
-            transport.send_transitions(payload)
+            transport.send_episode(payload)
             if cfg.max_env_steps and actor.steps >= cfg.max_env_steps:
                 break
         now = time.time()

@@ -26,11 +26,10 @@ from robotlearn.policies.base import BasePolicy
 from robotlearn.rl.bases import relabel_base_actions
 from robotlearn.rl.residual import ResidualConfig, ResidualLearner
 from robotlearn.runtime.actor import StopFlag, _should_stop
-from robotlearn.runtime.messages import MessageError, decode_batch, encode_weights
-from robotlearn.runtime.transport import LearnerTransport, WeightsUpdate
+from robotlearn.runtime.messages import EPISODE_ARRAYS, Episode, encode_weights
+from robotlearn.runtime.transport import LearnerTransport
 
 log = logging.getLogger(__name__)
-EPISODE_KEYS = ("state", "action", "base_action", "reward", "is_intervention")
 
 
 @dataclass
@@ -58,6 +57,8 @@ class Learner:
 
     def __init__(self, transport: LearnerTransport | None, rl: ResidualConfig, cfg: LearnerConfig,
                  env_info: EnvInfo, obs_space, demos: str | None = None, base: BasePolicy | None = None) -> None:
+        """`base` relabels the demos' base actions; None keeps their recorded action (a base that needs
+        the live env, such as a scripted sim expert, cannot be replayed over stored demos)."""
         from robotlearn.data import EpisodeDataset, EpisodeWriter, MixedSampler, TransitionBuffer
 
         self.transport, self.rl, self.cfg = transport, rl, cfg
@@ -103,7 +104,7 @@ class Learner:
         self.episodes: list[dict[str, Any]] = []  # (env_steps, success, return, version) per episode, for curves
         if cfg.resume and log_path.exists():
             ds = EpisodeDataset(log_path)
-            data = ds.load(list(EPISODE_KEYS))  # one read of the whole log, then sliced per episode
+            data = ds.load(list(EPISODE_ARRAYS))  # one read of the whole log, then sliced per episode
             term, succ, ver = (ds.meta_array(k) for k in ("terminated", "success", "policy_version"))
             start = 0
             for i, end in enumerate(ds.episode_ends):
@@ -117,7 +118,7 @@ class Learner:
         elif log_path.exists():
             raise FileExistsError(f"{log_path} exists and resume=false; pick a new out_dir or resume")
         self.writer = EpisodeWriter(log_path, env_info=env_info, obs_space=obs_space, action_dim=action_dim,
-                                    extras={"base_action": ((action_dim,), np.float32)})
+                                    extras={"base_action": ((action_dim,), EPISODE_ARRAYS["base_action"][0])})
         self.episode_log = EpisodeLogThread(self.writer)
         self.learner.env_steps = sum(e["length"] for e in self.episodes)
         self.recent: deque[float] = deque(maxlen=20)
@@ -128,13 +129,10 @@ class Learner:
         """Demo episodes (all, or the successful ones) into a frozen buffer, `base_action` = the base's action."""
         from robotlearn.data import TransitionBuffer
 
-        if base is None:
-            raise ValueError("demos given without a base policy to relabel them with (base_action)")
         if ds.n_episodes == 0:
             raise ValueError(f"demo dataset {ds.path} has no committed episodes")
-        privileged = getattr(base, "privileged", False)
-        if privileged:  # a scripted expert reads the live sim, so it cannot be replayed over stored demos
-            log.warning("base %s is privileged: demo base_action = the recorded demo action", type(base).__name__)
+        if base is None:
+            log.warning("no replayable base for the demos: their base_action is the recorded demo action")
         buf = TransitionBuffer(keys, n_step=self.rl.n_step, gamma=self.rl.gamma, capacity=max(ds.n_steps, 1))
         read = [k for k in ds.keys if k in ("state", "action", "reward") or k.startswith("images/")]
         terminated = ds.meta_array("terminated")
@@ -147,7 +145,7 @@ class Learner:
             log.info("demos: %d of %d episodes are successful; using only those", len(episodes), ds.n_episodes)
         for i in episodes:
             ep = ds.get_episode(i, keys=read)
-            ep["base_action"] = ep["action"].astype(np.float32) if privileged else relabel_base_actions(ep, base)
+            ep["base_action"] = ep["action"].astype(np.float32) if base is None else relabel_base_actions(ep, base)
             buf.add_episode({k: ep[k] for k in [*keys, "reward"]}, terminated=bool(terminated[i]))
         if self.learner.num_updates == 0:  # fix the state normaliser from demo statistics
             states = buf._store["state"][: buf.n_added_steps]
@@ -164,27 +162,19 @@ class Learner:
         n = 0
         for p in payloads:
             try:
-                arrays, meta = decode_batch(p)
-                who = meta.get("actor_id", "?")
-                missing = [k for k in EPISODE_KEYS if k not in arrays] + \
-                          [k for k in ("success", "terminated", "policy_version") if k not in meta]
-                if missing:
-                    raise MessageError(f"episode from {who} lacks {missing}")
-                if not all(np.all(np.isfinite(arrays[k])) for k in ("state", "action", "base_action", "reward")):
-                    raise MessageError(f"episode from {who} has non-finite state/action/reward values")
-                self.writer.check_episode(arrays)  # schema errors drop the message here, not in the log thread
+                ep = Episode.decode(p)
+                self.writer.check_episode(ep.arrays)  # schema errors drop the message here, not in the log thread
             except Exception as e:  # noqa: BLE001 - any bad message is dropped and counted; the loop goes on
                 self.rejected += 1
                 log.error("dropped a bad episode message: %s", e)
                 continue
-            self.episode_log.put(arrays, success=bool(meta["success"]), source="policy",
-                                 policy_version=int(meta["policy_version"]), terminated=bool(meta["terminated"]))
-            self.online_buffer.add_episode(arrays, terminated=bool(meta["terminated"]))
-            T = len(arrays["reward"])
-            self.learner.env_steps += T
-            self._record(T, bool(meta["success"]), float(arrays["reward"].sum()), int(meta["policy_version"]))
-            self.recent.append(float(meta["success"]))
-            n += T
+            self.episode_log.put(ep.arrays, success=ep.success, source="policy", policy_version=ep.policy_version,
+                                 terminated=ep.terminated)
+            self.online_buffer.add_episode(ep.arrays, terminated=ep.terminated)
+            self.learner.env_steps += len(ep)
+            self._record(len(ep), ep.success, float(ep.arrays["reward"].sum()), ep.policy_version)
+            self.recent.append(float(ep.success))
+            n += len(ep)
         return n
 
     def updates_owed(self) -> int:
@@ -211,8 +201,7 @@ class Learner:
             return
         self.learner.version += 1
         v = self.learner.version
-        payload = encode_weights(v, self.learner.actor_weights(), num_updates=self.learner.num_updates)
-        self.transport.publish_weights(WeightsUpdate(version=v, payload=payload))
+        self.transport.publish_weights(encode_weights(v, self.learner.actor_weights(), num_updates=self.learner.num_updates))
 
     def checkpoint(self) -> None:
         self.episode_log.flush()  # the checkpoint never runs ahead of the zarr log it resumes from
@@ -336,7 +325,7 @@ def run_learner(transport: LearnerTransport, rl: ResidualConfig, cfg: LearnerCon
     last_log = last_ckpt = L.learner.num_updates
     try:
         while not _should_stop(stop):
-            got = L.ingest(transport.recv_transitions(timeout=0.0 if L.updates_owed() else 0.05))
+            got = L.ingest(transport.recv_episodes(timeout=0.0 if L.updates_owed() else 0.05))
             if bar is not None and got:
                 bar.update(got)
             if L.train(max_updates=8) and t_learn is None:  # small slices so new episodes are logged promptly

@@ -1,63 +1,173 @@
 """Versioned byte messages for every transport: safetensors payload + JSON metadata.
 
-No pickle crosses a process or machine boundary. Every message carries its
-kind and schema version so a mismatched peer fails loudly instead of
-mis-decoding.
+No pickle crosses a process or machine boundary. Every message carries its kind
+and schema version so a mismatched peer fails loudly instead of mis-decoding.
+Two kinds travel:
+
+- `Episode` (actor -> learner): one finished episode, arrays keyed like the zarr
+  dataset (`EPISODE_ARRAYS`, plus optional `images/<camera>` uint8 (T, H, W, 3)),
+  and its facts (success, terminated, policy version, actor id, times).
+- weights (learner -> actors): the residual actor's tensors; the version lives in
+  the header only (`weights_version` reads it without decoding the tensors).
+
+`peek_header` is the one reader of the safetensors header: transports use it to
+count rows or order weights without decoding a payload.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
-SCHEMA_VERSION = 1
+from robotlearn.envs.interface import IMAGE_PREFIX, STATE_KEY
+
+SCHEMA_VERSION = 2
+MAX_HEADER = 1 << 24  # bytes of JSON header a message may declare
+EPISODE, WEIGHTS = "episode", "weights"
+
+# The arrays every episode carries, (T, ...) each: key -> (dtype, trailing rank).
+EPISODE_ARRAYS: dict[str, tuple[type, int]] = {
+    STATE_KEY: (np.float32, 1),  # (T, S) the observation's state at each step
+    "action": (np.float32, 1),  # (T, A) the action executed (a human's, where one intervened)
+    "base_action": (np.float32, 1),  # (T, A) the frozen base's action at that step
+    "reward": (np.float32, 0),  # (T,)
+    "is_intervention": (np.bool_, 0),  # (T,) a human's action replaced the policy's
+}
 
 
 class MessageError(ValueError):
     """A byte message that is not what the receiver expects."""
 
 
+def peek_header(payload: bytes) -> tuple[str, dict[str, Any], dict[str, list[int]]]:
+    """(kind, meta, {array: shape}) from the safetensors header alone; MessageError if unreadable."""
+    if len(payload) < 8:
+        raise MessageError(f"message of {len(payload)} bytes is too short to be safetensors")
+    n = int.from_bytes(payload[:8], "little")
+    if n > MAX_HEADER or len(payload) < 8 + n:
+        raise MessageError(f"message header of {n} bytes is truncated or too large ({len(payload)} bytes in all)")
+    try:
+        header = json.loads(bytes(payload[8 : 8 + n]))
+        md = header.get("__metadata__", {})
+        if not isinstance(md, dict):
+            raise TypeError(f"__metadata__ is a {type(md).__name__}, not a mapping")
+        meta = json.loads(md.get("meta", "{}"))
+        if not isinstance(meta, dict):
+            raise TypeError(f"meta is a {type(meta).__name__}, not a mapping")
+        shapes = {k: list(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    except (ValueError, UnicodeDecodeError, TypeError, KeyError, AttributeError) as e:
+        raise MessageError(f"message has a corrupt header: {e}") from e
+    if md.get("schema") != str(SCHEMA_VERSION):
+        raise MessageError(f"{md.get('kind')} message has schema {md.get('schema')!r}, this build speaks {SCHEMA_VERSION}")
+    return str(md.get("kind")), meta, shapes
+
+
 def _encode(kind: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> bytes:
     arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-    header = {"kind": kind, "schema": str(SCHEMA_VERSION), "meta": json.dumps(meta)}
-    return st_save(arrays, metadata=header)
+    return st_save(arrays, metadata={"kind": kind, "schema": str(SCHEMA_VERSION), "meta": json.dumps(meta)})
 
 
 def _decode(kind: str, payload: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    if len(payload) < 8:
-        raise MessageError(f"{kind} message of {len(payload)} bytes is too short to be safetensors")
-    n = int.from_bytes(payload[:8], "little")
+    got, meta, _ = peek_header(payload)
+    if got != kind:
+        raise MessageError(f"expected a {kind!r} message, got kind={got!r}")
     try:
-        header = json.loads(payload[8 : 8 + n])
-    except (ValueError, UnicodeDecodeError) as e:
-        raise MessageError(f"{kind} message has a corrupt header: {e}") from e
-    md = header.get("__metadata__", {})
-    if md.get("kind") != kind:
-        raise MessageError(f"expected a {kind!r} message, got kind={md.get('kind')!r}")
-    if md.get("schema") != str(SCHEMA_VERSION):
-        raise MessageError(f"{kind} message has schema {md.get('schema')!r}, this build speaks {SCHEMA_VERSION}")
-    return st_load(bytes(payload)), json.loads(md.get("meta", "{}"))
+        return st_load(bytes(payload)), meta
+    except Exception as e:  # safetensors raises its own types for inconsistent offsets/dtypes
+        raise MessageError(f"{kind} message does not decode: {e}") from e
 
 
-def encode_batch(arrays: dict[str, np.ndarray], **meta: Any) -> bytes:
-    """A batch of transitions/steps: equal-length arrays keyed like the zarr dataset."""
-    lens = {k: len(v) for k, v in arrays.items()}
-    if len(set(lens.values())) > 1:
-        raise MessageError(f"batch arrays differ in length: {lens}")
-    return _encode("batch", arrays, meta)
+@dataclass
+class Episode:
+    """One finished episode, as the actor sends it and the learner and the zarr log take it."""
 
+    arrays: dict[str, np.ndarray]  # EPISODE_ARRAYS + optional images/<camera>, equal length T
+    success: bool
+    terminated: bool  # ended in a terminal state (vs. a time-limit truncation): no bootstrap past it
+    policy_version: int  # the weights version acting at the episode's end
+    policy_version_start: int = -1  # ... and at its start
+    actor_id: str = ""
+    start_time: float = 0.0
+    end_time: float = 0.0
+    warmup: bool = False  # acted with base + uniform noise (before the residual took over)
 
-def decode_batch(payload: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    return _decode("batch", payload)
+    def __len__(self) -> int:
+        return len(self.arrays["reward"])
+
+    def meta(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "arrays"}
+
+    def validate(self) -> "Episode":
+        """Keys, dtypes, ranks, equal lengths and finite values; MessageError names what is wrong."""
+        who = self.actor_id or "?"
+        missing = [k for k in EPISODE_ARRAYS if k not in self.arrays]
+        if missing:
+            raise MessageError(f"episode from {who} lacks {missing}")
+        extra = [k for k in self.arrays if k not in EPISODE_ARRAYS and not k.startswith(IMAGE_PREFIX)]
+        if extra:
+            raise MessageError(f"episode from {who} has undeclared arrays {extra}")
+        T = len(self.arrays["reward"])
+        for k, v in self.arrays.items():
+            dtype, rank = EPISODE_ARRAYS.get(k, (np.uint8, 3))
+            if v.dtype != dtype or v.ndim != rank + 1 or len(v) != T:
+                raise MessageError(f"episode from {who}: {k} is {v.dtype}{list(v.shape)}, expected {np.dtype(dtype)} "
+                                   f"with {rank + 1} dims and {T} rows")
+        if T == 0:
+            raise MessageError(f"episode from {who} is empty")
+        if self.arrays["action"].shape != self.arrays["base_action"].shape:
+            raise MessageError(f"episode from {who}: action {self.arrays['action'].shape} and base_action "
+                               f"{self.arrays['base_action'].shape} differ")
+        if not all(np.all(np.isfinite(self.arrays[k])) for k in (STATE_KEY, "action", "base_action", "reward")):
+            raise MessageError(f"episode from {who} has non-finite state/action/reward values")
+        return self
+
+    def encode(self) -> bytes:
+        return _encode(EPISODE, self.validate().arrays, self.meta())
+
+    @classmethod
+    def decode(cls, payload: bytes) -> "Episode":
+        arrays, meta = _decode(EPISODE, payload)
+        known = {f.name for f in fields(cls)} - {"arrays"}
+        unknown, missing = set(meta) - known, {"success", "terminated", "policy_version"} - set(meta)
+        if unknown or missing:
+            raise MessageError(f"episode header has unknown keys {sorted(unknown)} / lacks {sorted(missing)}")
+        try:
+            ep = cls(arrays, **meta)
+            ep.success, ep.terminated, ep.warmup = bool(ep.success), bool(ep.terminated), bool(ep.warmup)
+            ep.policy_version, ep.policy_version_start = int(ep.policy_version), int(ep.policy_version_start)
+            ep.actor_id, ep.start_time, ep.end_time = str(ep.actor_id), float(ep.start_time), float(ep.end_time)
+        except (TypeError, ValueError) as e:
+            raise MessageError(f"episode header has a value of the wrong type: {e}") from e
+        return ep.validate()
+
+    @staticmethod
+    def rows(payload: bytes) -> int:
+        """Steps in an encoded episode, from its header only."""
+        kind, _, shapes = peek_header(payload)
+        if kind != EPISODE or "reward" not in shapes or not shapes["reward"]:
+            raise MessageError(f"not an episode message (kind={kind!r})")
+        return int(shapes["reward"][0])
 
 
 def encode_weights(version: int, tensors: dict[str, np.ndarray], **meta: Any) -> bytes:
-    return _encode("weights", tensors, {"version": int(version), **meta})
+    return _encode(WEIGHTS, tensors, {"version": int(version), **meta})
 
 
 def decode_weights(payload: bytes) -> tuple[int, dict[str, np.ndarray], dict[str, Any]]:
-    arrays, meta = _decode("weights", payload)
-    return int(meta.pop("version")), arrays, meta
+    arrays, meta = _decode(WEIGHTS, payload)
+    return weights_version(payload), arrays, {k: v for k, v in meta.items() if k != "version"}
+
+
+def weights_version(payload: bytes) -> int:
+    """The version inside an encoded weights message (reads only the JSON header)."""
+    kind, meta, _ = peek_header(payload)
+    if kind != WEIGHTS:
+        raise MessageError(f"expected a 'weights' message, got kind={kind!r}")
+    v = meta.get("version")
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise MessageError(f"weights message has version {v!r}, expected an int >= 0")
+    return v

@@ -1,11 +1,11 @@
 """Residual fine-tuning on Ray: N actor workers and one learner, on a laptop or a cluster.
 
-The same `run_actor` / `run_learner` loops as the local runtime run inside Ray
-actors; only the transport differs (`ray_transport`). Actor workers are Ray
+Each worker builds its part of the run from the spec (`runtime/assembly.py`), as
+the local runtime's processes do; only the transport differs (`ray_transport`). Actor workers are Ray
 actors with `max_restarts`/`max_task_retries`, so a crashed or killed worker is
 restarted by Ray, re-registers with the hub, picks up the latest weights and
 keeps contributing while the learner trains on. The learner asks for a GPU when
-the cluster has one. Configs cross to workers as JSON, data as message bytes.
+the cluster has one. The spec crosses to workers as JSON, data as message bytes.
 """
 from __future__ import annotations
 
@@ -15,97 +15,39 @@ import os
 import re
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import ray
 
-from robotlearn.rl.residual import ResidualConfig
-from robotlearn.runtime.actor import ActorConfig
-from robotlearn.runtime.learner import LearnerConfig
+from robotlearn.runtime.assembly import actor_name, build_actor, build_learner
 from robotlearn.runtime.ray_transport import HubStopFlag, RayActorTransport, RayLearnerTransport, make_hub
+from robotlearn.runtime.spec import RayRuntimeConfig, RunSpec
 
-
-@dataclass
-class RayRuntimeConfig:
-    """configs/runtime/ray.yaml. `address` None starts a local Ray inside the command."""
-
-    name: str = "ray"
-    num_actors: int = 2
-    address: str | None = None  # None: local Ray; "auto" / "<head ip>:6379" / "ray://<head>:10001": join a cluster
-    num_cpus: int | None = None  # local Ray only: CPUs to declare (None: max(cores, what the workers ask for))
-    actor_cpus: float = 1.0  # CPUs reserved per actor worker (fractions allowed to oversubscribe a laptop)
-    learner_cpus: float = 1.0
-    learner_gpus: str = "auto"  # "auto": 1 if the cluster has a GPU, else 0; or "0" / "1"
-    learner_threads: int = 1  # torch threads in the learner (CPU)
-    max_restarts: int = 3  # Ray restarts per actor worker after a crash (-1: unlimited)
-    flush_s: float = 0.05  # actor: max seconds an episode waits before it is pushed to the hub
-    poll_s: float = 0.05  # actor: seconds between weight-version queries
-    max_queue_mb: int = 256  # hub: transitions queued for the learner before the oldest are dropped
-    stop_timeout_s: float = 30.0  # after the learner finished: wait this long for actors to exit
-    temp_dir: str = "/tmp/robotlearn-ray"  # local Ray session files (keep the path short: socket name limit)
-
-
-def _json_cfg(cfg: Any) -> str:
-    return json.dumps(dataclasses.asdict(cfg))
+__all__ = ["RayRun", "RayRuntimeConfig", "run_ray"]
 
 
 @ray.remote
 class ActorWorker:
-    """One env + base + residual policy copy running `run_actor`; restarted by Ray on failure."""
+    """Actor `index` of the run; restarted by Ray on failure (a restart re-registers and reseeds)."""
 
-    def __init__(self, hub: str, env_json: str, env_kwargs_json: str, base_spec: str, rl_json: str,
-                 actor_json: str, runtime_json: str) -> None:
-        import torch
-
-        torch.set_num_threads(1)
-        self.hub, self.env, self.base_spec = hub, json.loads(env_json), base_spec
-        self.env_kwargs = json.loads(env_kwargs_json)
-        self.rl = ResidualConfig(**json.loads(rl_json))
-        self.cfg = ActorConfig(**json.loads(actor_json))
-        self.rt = RayRuntimeConfig(**json.loads(runtime_json))
+    def __init__(self, hub: str, spec_json: str, index: int) -> None:
+        self.hub, self.spec_json, self.index = hub, spec_json, index
 
     def run(self) -> str:
-        from robotlearn.envs import make_env
-        from robotlearn.rl.bases import make_base
-        from robotlearn.runtime.actor import run_actor
-
-        transport = RayActorTransport(self.hub, self.cfg.actor_id, flush_s=self.rt.flush_s, poll_s=self.rt.poll_s)
-        cfg = self.cfg
-        if transport.incarnation > 0:  # a restart: new env seeds, and the run-level warm-up is long over
-            cfg = dataclasses.replace(cfg, seed=cfg.seed + 100_000 * transport.incarnation, warmup_env_steps=0)
-        env = make_env(self.env, **self.env_kwargs)
-        try:
-            stats = run_actor(transport, env, make_base(self.base_spec, env, seed=cfg.seed), self.rl, cfg,
-                              stop=transport.should_stop)
-        finally:
-            transport.close()
-            env.close()
+        spec = RunSpec.from_json(self.spec_json)
+        rt = spec.runtime
+        transport = RayActorTransport(self.hub, actor_name(spec, self.index), flush_s=rt.flush_s, poll_s=rt.poll_s)
+        stats = build_actor(spec, self.index, restart=transport.incarnation).run(transport, transport.should_stop)
         return json.dumps({**stats, "incarnation": transport.incarnation, "pid": os.getpid()})
 
 
 @ray.remote
 class LearnerWorker:
-    """`run_learner` with the Ray transport; writes the zarr log and checkpoints on its node."""
+    """The run's learner with the Ray transport; writes the zarr log and checkpoints on its node."""
 
-    def run(self, hub: str, env_json: str, env_kwargs_json: str, base_spec: str, rl_json: str,
-            learner_json: str, demos: str | None, threads: int) -> str:
-        import torch
-
-        from robotlearn.envs import make_env
-        from robotlearn.rl.bases import make_base
-        from robotlearn.runtime.learner import run_learner
-
-        torch.set_num_threads(threads)
-        rl = ResidualConfig(**json.loads(rl_json))
-        cfg = LearnerConfig(**json.loads(learner_json))
-        env = make_env(json.loads(env_json), **json.loads(env_kwargs_json))  # declared spaces; base for demo relabelling
-        try:
-            base = make_base(base_spec, env, seed=cfg.seed) if demos else None
-            result = run_learner(RayLearnerTransport(hub), rl, cfg, env.env_info, env.observation_space, demos, base,
-                                 stop=HubStopFlag(hub))  # the driver can end a run early and still get a checkpoint
-        finally:
-            env.close()
+    def run(self, hub: str, spec_json: str) -> str:
+        # the driver can end a run early (HubStopFlag) and still get a checkpoint
+        result = build_learner(RunSpec.from_json(spec_json)).run(RayLearnerTransport(hub), HubStopFlag(hub))
         result["node"] = ray.get_runtime_context().get_node_id()
         return json.dumps(result, default=float)
 
@@ -116,17 +58,14 @@ class RayRun:
     Split so tests and dashboards can look at `hub_stats()` or kill a worker mid-run.
     """
 
-    def __init__(self, env: str | dict, base_spec: str, rl: ResidualConfig, learner_cfg: LearnerConfig,
-                 actor_cfg: ActorConfig, runtime: RayRuntimeConfig, demos: str | None = None,
-                 env_kwargs: dict | None = None) -> None:
-        self.env, self.base_spec, self.rl = env, base_spec, rl
-        self.learner_cfg, self.actor_cfg, self.rt = learner_cfg, actor_cfg, runtime
-        # workers may run elsewhere (another cwd, another node with a shared FS): pass absolute paths
-        self.learner_cfg = dataclasses.replace(learner_cfg, out_dir=os.path.abspath(learner_cfg.out_dir))
-        self.demos = os.path.abspath(demos) if demos and "://" not in demos else demos
-        if os.path.exists(base_spec):  # a checkpoint path (not zero / expert[:noise])
-            self.base_spec = os.path.abspath(base_spec)
-        self.env_kwargs = dict(env_kwargs or {})
+    def __init__(self, spec: RunSpec) -> None:
+        if not isinstance(spec.runtime, RayRuntimeConfig):
+            raise ValueError(f"RayRun needs a runtime=ray spec, got runtime={spec.runtime.name}")
+        # workers may run elsewhere (another cwd, another node with a shared FS): pass absolute paths,
+        # and no tqdm in a worker's log
+        self.spec = spec.absolute()
+        self.spec.learner = dataclasses.replace(self.spec.learner, progress=False)
+        self.rt = self.spec.runtime
         self.started_ray = False
         self.actors: list[Any] = []
         self.actor_refs: list[Any] = []
@@ -134,24 +73,18 @@ class RayRun:
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> RayRun:
-        if self.rt.num_actors < 1:
-            raise ValueError(f"runtime.num_actors must be >= 1, got {self.rt.num_actors}")
         self._init_ray()
         gpus = self._learner_gpus()
         # workers get the hub by name, not handle: restart arguments then hold no object-store refs
         self.hub_name = f"robotlearn-hub-{uuid.uuid4().hex[:8]}"
         self.hub = make_hub(self.rt.max_queue_mb << 20, name=self.hub_name)
-        env_json, env_kwargs = json.dumps(self.env), json.dumps(self.env_kwargs)
-        rl_json = _json_cfg(self.rl)
-        learner_json = _json_cfg(dataclasses.replace(self.learner_cfg, progress=False))  # no tqdm in a worker log
+        spec_json = self.spec.to_json()
         self.learner = LearnerWorker.options(num_cpus=self.rt.learner_cpus, num_gpus=gpus, max_restarts=0).remote()
-        self.learner_ref = self.learner.run.remote(self.hub_name, env_json, env_kwargs, self.base_spec, rl_json,
-                                                   learner_json, self.demos, self.rt.learner_threads)
+        self.learner_ref = self.learner.run.remote(self.hub_name, spec_json)
         restarts = self.rt.max_restarts
         for i in range(self.rt.num_actors):
-            cfg_i = dataclasses.replace(self.actor_cfg, actor_id=f"actor-{i}", seed=self.actor_cfg.seed + 1000 * i)
             a = ActorWorker.options(num_cpus=self.rt.actor_cpus, max_restarts=restarts, max_task_retries=restarts).remote(
-                self.hub_name, env_json, env_kwargs, self.base_spec, rl_json, _json_cfg(cfg_i), _json_cfg(self.rt))
+                self.hub_name, spec_json, i)
             self.actors.append(a)
             self.actor_refs.append(a.run.remote())
         self.t0 = time.time()
@@ -194,7 +127,7 @@ class RayRun:
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=self.learner_cfg.max_env_steps or None, unit="step", desc=f"ray x{self.rt.num_actors}")
+            bar = tqdm(total=self.spec.learner.max_env_steps or None, unit="step", desc=f"ray x{self.rt.num_actors}")
         deadline = None if timeout is None else time.time() + timeout
         stopping = False
         try:
@@ -202,7 +135,7 @@ class RayRun:
                 ready, _ = ray.wait([self.learner_ref], timeout=1.0)
                 if bar is not None:
                     st, now = self.hub_stats(), time.time()
-                    silent = sum(now - t > 5 * self.actor_cfg.heartbeat_s for t, _ in self.heartbeats().values())
+                    silent = sum(now - t > 5 * self.spec.actor.heartbeat_s for t, _ in self.heartbeats().values())
                     bar.n = sum(c["rows"] for c in st["received"].values())
                     bar.set_postfix(v=st["version"], restarts=sum(len(p) - 1 for p in st["registrations"].values()),
                                     silent=silent)
@@ -289,44 +222,10 @@ def _error_line(e: Exception) -> str:
     return lines[-1] if isinstance(e, ray.exceptions.RayTaskError) else lines[0]  # exception | actor death
 
 
-def run_ray(env: str | dict, base_spec: str, rl: ResidualConfig, learner_cfg: LearnerConfig, actor_cfg: ActorConfig,
-            runtime: RayRuntimeConfig, demos: str | None = None, env_kwargs: dict | None = None,
-            progress: bool = True) -> dict[str, Any]:
-    """The Ray counterpart of `local.run_local`: same configs, same loops, same outputs in `learner_cfg.out_dir`.
-
-    `env` is a registered name or an env config dict (`_target_` + kwargs), as `make_env` takes.
-    """
-    run = RayRun(env, base_spec, rl, learner_cfg, actor_cfg, runtime, demos, env_kwargs)
+def run_ray(spec: RunSpec, progress: bool = True) -> dict[str, Any]:
+    """The Ray counterpart of `local.run_local`: same spec, same loops, same outputs in `learner.out_dir`."""
+    run = RayRun(spec)
     try:
         return run.start().wait(progress=progress)
     finally:
         run.shutdown()
-
-
-def ray_runtime_config(runtime: Any) -> RayRuntimeConfig:
-    """configs/runtime/ray.yaml content (dict, DictConfig or RayRuntimeConfig) -> a validated RayRuntimeConfig."""
-    if isinstance(runtime, RayRuntimeConfig):
-        return runtime
-    from robotlearn.cli.config import to_dataclass
-
-    return to_dataclass(runtime, RayRuntimeConfig)
-
-
-def launch(cfg: Any, progress: bool = True) -> dict[str, Any]:
-    """`robotlearn finetune runtime=ray`: run the fine-tune described by the finetune config on Ray.
-
-    Reads `cfg.env` (name or env config dict), `cfg.base`, `cfg.demos`, `cfg.rl`
-    (ResidualConfig), `cfg.learner` (LearnerConfig), `cfg.actor` (ActorConfig),
-    optional `cfg.env_kwargs`, and `cfg.runtime` (configs/runtime/ray.yaml).
-    """
-    missing = [k for k in ("env", "base", "rl", "learner", "actor", "runtime") if not hasattr(cfg, k)]
-    if missing:
-        raise ValueError(f"launch(cfg): the finetune config lacks {missing}")
-    env = cfg.env
-    if not isinstance(env, (str, dict)):  # an OmegaConf node from a hydra `env:` group
-        from omegaconf import OmegaConf
-
-        env = OmegaConf.to_container(env, resolve=True)
-    return run_ray(env, cfg.base, cfg.rl, cfg.learner, cfg.actor, ray_runtime_config(cfg.runtime),
-                   demos=getattr(cfg, "demos", None) or None, env_kwargs=getattr(cfg, "env_kwargs", None),
-                   progress=progress)

@@ -1,7 +1,7 @@
 """Ray implementation of the actor-learner transport.
 
 One small `Hub` Ray actor is the rendezvous point: actors push encoded
-transition batches to it, the learner drains them; the learner `ray.put`s each
+episodes to it, the learner drains them; the learner `ray.put`s each
 weights payload once and hands the hub only the ObjectRef, so a new version is
 one object in the object store that every actor fetches itself (same node:
 shared memory; other nodes: Ray's object transfer), never a copy per actor.
@@ -23,24 +23,17 @@ from typing import Any
 
 import ray
 
-from robotlearn.runtime.transport import ActorTransport, LearnerTransport, WeightsUpdate
-
-
-def batch_rows(payload: bytes) -> int:
-    """Rows (transitions) in an encoded batch, read from the safetensors header only."""
-    n = int.from_bytes(payload[:8], "little")
-    header = json.loads(payload[8 : 8 + n])
-    shapes = [v["shape"] for k, v in header.items() if k != "__metadata__"]
-    return int(shapes[0][0]) if shapes and shapes[0] else 0
+from robotlearn.runtime.messages import Episode, MessageError, weights_version
+from robotlearn.runtime.transport import ActorTransport, LearnerTransport
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
 class Hub:
-    """Mailbox between actors and learner: transition queue, latest weights ref, heartbeats.
+    """Mailbox between actors and learner: episode queue, latest weights ref, heartbeats.
 
     An asyncio actor, so a learner waiting in `drain(timeout)` does not block
     actors pushing. The queue is bounded in bytes; when the learner falls far
-    behind the oldest batches are dropped and counted (actors never wait).
+    behind the oldest episodes are dropped and counted (actors never wait).
     """
 
     def __init__(self, max_queue_bytes: int = 256 * 2**20) -> None:
@@ -70,10 +63,10 @@ class Hub:
             c["payloads"] += 1
             c["bytes"] += len(p)
             try:
-                rows = batch_rows(p)
+                rows = Episode.rows(p)
                 c["rows"] += rows
                 by_inc[str(incarnation)] = by_inc.get(str(incarnation), 0) + rows
-            except (ValueError, KeyError, IndexError, TypeError):
+            except MessageError:
                 c.setdefault("unreadable", 0)
                 c["unreadable"] += 1
         while self.queue_bytes > self.max_queue_bytes and len(self.queue) > 1:
@@ -171,7 +164,7 @@ class RayActorTransport(ActorTransport):
         self._fetch: tuple[int, Any] | None = None  # (version, ref to payload bytes)
         self.stop_requested = False
 
-    def send_transitions(self, payload: bytes) -> None:
+    def send_episode(self, payload: bytes) -> None:
         self._buf.append(bytes(payload))
         self._buf_bytes += len(payload)
         if self._buf_bytes >= self.flush_bytes or time.monotonic() - self._last_flush >= self.flush_s:
@@ -188,7 +181,7 @@ class RayActorTransport(ActorTransport):
         if len(self._inflight) > self.max_inflight:  # hub far behind: bound memory (rare; hub only appends)
             ray.get(self._inflight.pop(0))
 
-    def poll_weights(self) -> WeightsUpdate | None:
+    def poll_weights(self) -> bytes | None:
         now = time.monotonic()
         if self._buf and now - self._last_flush >= self.flush_s:
             self.flush()
@@ -204,7 +197,7 @@ class RayActorTransport(ActorTransport):
                 self._fetch = None
                 self._version = version
                 self._next_check = now  # a newer version may already be waiting
-                return WeightsUpdate(version=version, payload=ray.get(ref))
+                return ray.get(ref)
             self._next_check = now + min(self.poll_s, 0.002)  # transfer under way: look again soon
         return None
 
@@ -222,6 +215,9 @@ class RayActorTransport(ActorTransport):
         if version is not None and version > self._version:
             self._fetch = (version, ref_list[0])
             self._next_check = now  # start the fetch on the next call
+
+    def redeliver(self) -> None:
+        self._version = -1
 
     def should_stop(self) -> bool:
         """True once the driver asked actors to finish (seen through the weights poll)."""
@@ -248,12 +244,12 @@ class RayLearnerTransport(LearnerTransport):
         self.hub = get_hub(hub)
         self._ref = None  # keep the latest weights object owned and alive here too
 
-    def recv_transitions(self, timeout: float = 0.0) -> list[bytes]:
+    def recv_episodes(self, timeout: float = 0.0) -> list[bytes]:
         return ray.get(self.hub.drain.remote(float(timeout)))
 
-    def publish_weights(self, update: WeightsUpdate) -> None:
-        ref = ray.put(bytes(update.payload))
-        ray.get(self.hub.set_weights.remote(int(update.version), [ref]))
+    def publish_weights(self, payload: bytes) -> None:
+        ref = ray.put(bytes(payload))
+        ray.get(self.hub.set_weights.remote(weights_version(payload), [ref]))
         self._ref = ref
 
     def heartbeats(self) -> dict[str, tuple[float, dict]]:

@@ -1,0 +1,75 @@
+"""Typed configs from YAML: hydra compose (or one YAML file) + `key=value` overrides -> a dataclass.
+
+One loader for every entry point (the CLI commands, the ROS 2 nodes, a run spec that
+crossed a process boundary as JSON). The dataclass is the only copy of the defaults;
+a YAML file holds only what a profile changes. Unknown keys and wrong types are a
+`ConfigError` naming the key, never a silent default.
+"""
+from __future__ import annotations
+
+from dataclasses import is_dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+
+from robotlearn.envs.registry import config_root
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def compose(config_name: str, overrides: list[str]) -> Any:
+    """`configs/<config_name>.yaml` composed by hydra (groups: env/, rl/, runtime/, ...) with CLI overrides."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+
+    try:
+        with initialize_config_dir(config_dir=str(config_root()), version_base="1.3"):
+            return hydra_compose(config_name=config_name, overrides=list(overrides))
+    except HydraException as e:
+        raise ConfigError(f"configs/{config_name}.yaml with overrides {overrides}: {e}") from e
+
+
+def read_yaml(path: str | Path) -> Any:
+    """One YAML config file (no hydra groups); a relative path not found here is looked up under configs/."""
+    p = Path(path)
+    if not p.is_file() and not p.is_absolute() and (config_root() / p).is_file():
+        p = config_root() / p  # `ros2/finetune_panda_sim.yaml` means the one under configs/
+    if not p.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        cfg = OmegaConf.load(p)
+    except Exception as e:  # omegaconf/yaml raise several types; all mean "this file is not a config"
+        raise ConfigError(f"{p}: not a YAML config ({e})") from e
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"{p}: a config file must hold a mapping, got a list")
+    return cfg
+
+
+def apply_overrides(cfg: Any, overrides: list[str], where: str = "") -> Any:
+    """`key.sub=value` overrides (values parsed as YAML), the same syntax as on the hydra command line."""
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise ConfigError(f"overrides must be key=value, got {bad}")
+    try:
+        return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    except Exception as e:  # omegaconf raises several types; all mean "bad override"
+        raise ConfigError(f"{where or 'config'} with overrides {list(overrides)}: {e}") from e
+
+
+def to_dataclass(cfg: Any, schema: type[T], where: str = "") -> T:
+    """Validate a DictConfig / dict against a dataclass schema; unknown keys raise."""
+    assert is_dataclass(schema)
+    base = OmegaConf.structured(schema)  # a structured config rejects unknown keys by itself
+    try:
+        merged = OmegaConf.merge(base, cfg)
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except ConfigError:
+        raise
+    except Exception as e:  # omegaconf raises several types; all mean "bad config"
+        raise ConfigError(f"invalid config for {schema.__name__}{' in ' + where if where else ''}: {e}") from e

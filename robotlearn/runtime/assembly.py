@@ -1,0 +1,151 @@
+"""Where a run is assembled: a `RunSpec` -> the actor and the learner it is made of.
+
+The local, Ray and ROS 2 runtimes only start processes and carry bytes; each
+process calls `build_actor(spec, index)` or `build_learner(spec)` here. This is
+the only place that sets torch threads, derives per-actor seeds and step budgets,
+makes the env and the base, and works out the spaces (the learner reads them from
+the env's description, without starting a robot where the backend can describe
+itself).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from robotlearn.envs import EnvDescription, EnvError, RobotEnv, describe_env, make_env
+from robotlearn.policies.base import BasePolicy
+from robotlearn.policies.registry import base_entry, make_base
+from robotlearn.rl.residual import ResidualConfig
+from robotlearn.runtime.actor import ActorConfig, StopFlag, _should_stop, run_actor
+from robotlearn.runtime.learner import LearnerConfig, run_learner
+from robotlearn.runtime.spec import RunSpec
+from robotlearn.runtime.transport import ActorTransport, LearnerTransport
+
+log = logging.getLogger(__name__)
+
+
+class RunError(RuntimeError):
+    """A process of the run ended in an error (its traceback is in its own log or above)."""
+
+
+def actor_name(spec: RunSpec, index: int) -> str:
+    return f"{spec.actor.actor_id}-{index}"
+
+
+def actor_seed(spec: RunSpec, index: int, restart: int = 0) -> int:
+    """Env reset and exploration seed of actor `index` after `restart` restarts."""
+    return spec.seed + 1000 * index + 100_000 * restart
+
+
+@dataclass
+class ActorParts:
+    env: RobotEnv
+    base: BasePolicy
+    rl: ResidualConfig
+    cfg: ActorConfig
+
+    def run(self, transport: ActorTransport, stop: StopFlag | None = None) -> dict[str, Any]:
+        """`run_actor` until stopped or its budget is spent; closes the transport and the env."""
+        try:
+            while True:
+                try:
+                    return run_actor(transport, self.env, self.base, self.rl, self.cfg, stop)
+                except EnvError as e:  # stale topic, refused reset (e-stop), robot restarting
+                    if not self.cfg.retry_on_env_error or _should_stop(stop):
+                        raise
+                    log.error("env error, retrying in 1 s with the current weights: %s", e)
+                    transport.redeliver()  # the new actor loop starts from zero-init weights
+                    _sleep_unless(stop, 1.0)
+        finally:
+            transport.close()
+            self.env.close()
+
+
+def build_actor(spec: RunSpec, index: int = 0, restart: int = 0) -> ActorParts:
+    """Actor `index` of the run (its env, base, residual config, seeds and step budget).
+
+    A restarted actor (`restart` > 0) gets fresh reset seeds and skips the warm-up,
+    which the run as a whole has long finished.
+    """
+    import torch
+
+    torch.set_num_threads(1)
+    seed = actor_seed(spec, index, restart)
+    env = make_env(spec.env)
+    try:
+        base = make_base(spec.base, env, seed=seed, **spec.base_kwargs)
+    except BaseException:
+        env.close()
+        raise
+    budget = spec.actor.max_env_steps
+    if budget == 0 and spec.learner.max_env_steps > 0:  # the learner's budget, shared out
+        budget = -(-spec.learner.max_env_steps // spec.runtime.num_actors)
+    cfg = dataclasses.replace(spec.actor, actor_id=actor_name(spec, index), seed=seed, max_env_steps=budget)
+    rl = spec.rl if restart == 0 else dataclasses.replace(spec.rl, warmup_env_steps=0)
+    return ActorParts(env, base, rl, cfg)
+
+
+@dataclass
+class LearnerParts:
+    env: EnvDescription
+    base: BasePolicy | None  # relabels the demos (None: they keep their recorded action)
+    rl: ResidualConfig
+    cfg: LearnerConfig
+    demos: str | None
+
+    def run(self, transport: LearnerTransport, stop: StopFlag | None = None,
+            on_metrics: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        try:
+            return run_learner(transport, self.rl, self.cfg, self.env.env_info, self.env.observation_space,
+                               self.demos, self.base, stop, on_metrics)
+        finally:
+            transport.close()
+
+
+def build_learner(spec: RunSpec) -> LearnerParts:
+    """The run's learner: spaces from the env's description, the base only where demos need relabelling."""
+    import torch
+
+    torch.set_num_threads(spec.runtime.learner_threads)
+    env = describe_env(spec.env)
+    base = None
+    if spec.demos and not base_entry(spec.base).needs_env:
+        base = make_base(spec.base, env, seed=spec.seed, **spec.base_kwargs)
+    return LearnerParts(env, base, spec.rl, dataclasses.replace(spec.learner, seed=spec.seed), spec.demos)
+
+
+def check_base(spec: RunSpec) -> None:
+    """Build the base once before any process starts, so a bad base spec fails here."""
+    if base_entry(spec.base).needs_env:
+        env = make_env(spec.env)
+        try:
+            make_base(spec.base, env, seed=spec.seed, **spec.base_kwargs)
+        finally:
+            env.close()
+    else:
+        make_base(spec.base, describe_env(spec.env), seed=spec.seed, **spec.base_kwargs)
+
+
+def launch(spec: RunSpec, progress: bool = True) -> dict[str, Any]:
+    """Run `spec` to the end on the runtime it names (local processes or Ray); returns the learner's summary."""
+    name = spec.runtime.name
+    if name == "local":
+        from robotlearn.runtime.local import run_local
+
+        return run_local(spec)
+    if name == "ray":
+        from robotlearn.runtime.ray_runtime import run_ray
+
+        return run_ray(spec, progress=progress)
+    raise RunError(f"runtime={name} runs as separate nodes: start `robotlearn-learner-node --params <spec.yaml>` "
+                   f"and `robotlearn-actor-node --params <spec.yaml>` (or `ros2 launch robotlearn ...`)")
+
+
+def _sleep_unless(stop: StopFlag | None, seconds: float) -> None:
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not _should_stop(stop):
+        time.sleep(0.05)
