@@ -32,7 +32,8 @@ from robotlearn.envs import make_env  # noqa: E402
 from robotlearn.rl.residual import ResidualConfig, ResidualLearner  # noqa: E402
 from robotlearn.runtime.actor import ActorConfig, EpisodeRecorder  # noqa: E402
 from robotlearn.runtime.learner import LearnerConfig  # noqa: E402
-from robotlearn.runtime.messages import encode_batch, encode_weights  # noqa: E402
+from robotlearn.runtime.messages import Episode, decode_weights, encode_weights  # noqa: E402
+from robotlearn.runtime.spec import RunSpec  # noqa: E402
 
 
 def steady_rates(tb_dir: Path, publish_every: int) -> dict[str, float]:
@@ -61,8 +62,8 @@ def message_sizes(env_name: str, rl: ResidualConfig) -> tuple[dict[str, int], by
         nxt, r, term, trunc, info = env.step(a)
         rec.add(obs, a, a, r, False)
         obs, done = nxt, term or trunc
-    episode = encode_batch(rec.arrays(), success=False, terminated=bool(term), policy_version=1,
-                           policy_version_start=1, actor_id="actor-0", start_time=0.0, end_time=1.0, warmup=False)
+    episode = Episode(rec.arrays(), success=False, terminated=bool(term), policy_version=1, policy_version_start=1,
+                      actor_id="actor-0", start_time=0.0, end_time=1.0, warmup=False).encode()
     S, A = env.observation_space["state"].shape[0], env.action_space.shape[0]
     learner = ResidualLearner(S, A, rl, device="cpu")
     weights = encode_weights(1, learner.actor_weights(), num_updates=0)
@@ -76,8 +77,11 @@ def transport_micro(episode: bytes, weights: bytes, n: int = 500) -> dict[str, f
     """Cost of the Ray transport calls an actor makes, and publish -> actor-sees latency (local Ray)."""
     import ray
 
-    from robotlearn.runtime.ray_transport import RayActorTransport, RayLearnerTransport, make_hub
-    from robotlearn.runtime.transport import WeightsUpdate
+    from robotlearn.runtime.ray_transport import (
+        RayActorTransport,
+        RayLearnerTransport,
+        make_hub,
+    )
 
     ray.init(num_cpus=2, _temp_dir="/tmp/rl-ray-bench", include_dashboard=False, log_to_driver=False)
     try:
@@ -92,14 +96,16 @@ def transport_micro(episode: bytes, weights: bytes, n: int = 500) -> dict[str, f
         poll_us = spent / n * 1e6
         t = time.perf_counter()
         for _ in range(n):
-            actor.send_transitions(episode)
+            actor.send_episode(episode)
         actor.close()
         send_us = (time.perf_counter() - t) / n * 1e6
-        got = sum(len(learner.recv_transitions(0.5)) for _ in range(3))
+        got = sum(len(learner.recv_episodes(0.5)) for _ in range(3))
         lat = []
+        _, tensors, _ = decode_weights(weights)
         for v in range(1, 21):
+            payload = encode_weights(v, tensors)  # each publication carries a newer version in its header
             t = time.perf_counter()
-            learner.publish_weights(WeightsUpdate(v, weights))
+            learner.publish_weights(payload)
             while actor.poll_weights() is None:
                 pass
             lat.append((time.perf_counter() - t) * 1e3)
@@ -123,7 +129,7 @@ def one_run(runtime: str, n: int, args, rl: ResidualConfig, out: Path) -> dict[s
         from robotlearn.runtime.ray_runtime import RayRun, RayRuntimeConfig
 
         rt = RayRuntimeConfig(num_actors=n, actor_cpus=1.0, learner_cpus=1.0, temp_dir="/tmp/rl-ray-bench")
-        run = RayRun(args.env, "zero", rl, lc, ac, rt).start()
+        run = RayRun(RunSpec(env=args.env, rl=rl, learner=lc, actor=ac, runtime=rt)).start()
         try:
             time.sleep(max(0.0, args.seconds - (time.time() - t0)))
             run.request_stop()
@@ -140,30 +146,27 @@ def one_run(runtime: str, n: int, args, rl: ResidualConfig, out: Path) -> dict[s
 
 def _run_local_for(env_name: str, n: int, rl, lc, ac, seconds: float) -> dict:
     """The local runtime's own parts (what run_local wires up), stopped after `seconds` instead of a budget."""
-    import dataclasses
     import multiprocessing as mp
     import threading
 
-    from robotlearn.runtime.learner import run_learner
-    from robotlearn.runtime.local import make_local_transports, spawn_actor, weights_capacity_for
+    from robotlearn.runtime.assembly import build_learner
+    from robotlearn.runtime.local import local_transports, spawn_actor
+    from robotlearn.runtime.spec import LocalRuntimeConfig
 
+    spec = RunSpec(env=env_name, rl=rl, learner=lc, actor=ac, runtime=LocalRuntimeConfig(num_actors=n))
     ctx = mp.get_context("spawn")
-    probe = make_env(env_name)
-    S, A = probe.observation_space["state"].shape[0], probe.action_space.shape[0]
-    learner_t, actor_ts = make_local_transports(n, ctx, weights_capacity_for(S, A, rl))
+    learner_t, actor_ts = local_transports(spec, ctx)
     stop = ctx.Event()
-    procs = [spawn_actor(ctx, t, env_name, {}, "zero", rl, dataclasses.replace(ac, actor_id=f"actor-{i}", seed=1000 * i),
-                         stop) for i, t in enumerate(actor_ts)]
+    procs = [spawn_actor(ctx, t, spec, i, stop) for i, t in enumerate(actor_ts)]
     timer = threading.Timer(seconds, stop.set)
     timer.start()
     try:
-        return run_learner(learner_t, rl, lc, probe.env_info, probe.observation_space, None, None, stop)
+        return build_learner(spec).run(learner_t, stop)
     finally:
         stop.set()
         timer.cancel()
         for p in procs:
             p.join(timeout=30)
-        probe.close()
 
 
 def main() -> None:
@@ -199,7 +202,7 @@ def main() -> None:
     micro = {}
     if "ray" in args.runtimes:
         micro = transport_micro(episode, weights)
-        print(f"ray transport (driver as actor): poll_weights {micro['poll_us']:.0f} us/call at 1 kHz, send_transitions "
+        print(f"ray transport (driver as actor): poll_weights {micro['poll_us']:.0f} us/call at 1 kHz, send_episode "
               f"{micro['send_us']:.0f} us/episode ({micro['delivered']}/{micro['sent']} delivered), "
               f"publish -> actor sees new version {micro['publish_to_actor_ms']:.1f} ms (median of 20)")
 

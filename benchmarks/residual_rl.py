@@ -31,13 +31,13 @@ import numpy as np
 import torch
 
 from robotlearn.envs import make_env
+from robotlearn.policies.registry import base_entry, make_base
 from robotlearn.policies.rollout import evaluate
-from robotlearn.rl.bases import make_base
 from robotlearn.rl.evaluate import BasePlusResidual
 from robotlearn.rl.residual import ResidualConfig, ResidualPolicy
 from robotlearn.runtime.actor import Actor, ActorConfig
 from robotlearn.runtime.learner import Learner, LearnerConfig
-from robotlearn.runtime.transport import WeightsUpdate
+from robotlearn.runtime.messages import weights_version
 
 TASKS = {  # demos + BC sized so the base lands at roughly 30-70% success
     "sim/reach": dict(demo_episodes=30, demo_noise=0.8, bc_steps=500),
@@ -91,10 +91,10 @@ def make_base_policy(task: str, out: Path, seed: int) -> Path:
 class Inline:
     """In-process stand-in for a transport's weights slot (lock-step driving only)."""
 
-    latest: WeightsUpdate | None = None
+    latest: bytes | None = None
 
-    def publish_weights(self, update: WeightsUpdate) -> None:
-        self.latest = update
+    def publish_weights(self, payload: bytes) -> None:
+        self.latest = payload
 
 
 def eval_reset_seed(seed: int) -> int:
@@ -157,7 +157,8 @@ def run_rl(task: str, base_spec: str, demos: str, rl: ResidualConfig, steps: int
     env = make_env(task)
     inline = Inline()
     lc = LearnerConfig(out_dir=str(work), resume=False, tensorboard=False, progress=False, seed=seed)
-    learner = Learner(inline, rl, lc, env.env_info, env.observation_space, demos, make_base(base_spec, env, seed=seed))
+    demo_base = None if base_entry(base_spec).needs_env else make_base(base_spec, env, seed=seed)  # None: recorded
+    learner = Learner(inline, rl, lc, env.env_info, env.observation_space, demos, demo_base)
     actor = Actor(env, make_base(base_spec, env, seed=seed), rl, ActorConfig(seed=seed, pace_hz=0))
     learner.publish()
     curve, train_wall, t_target, step_target = [], 0.0, None, None
@@ -172,8 +173,8 @@ def run_rl(task: str, base_spec: str, demos: str, rl: ResidualConfig, steps: int
         if actor.steps >= steps:
             break
         t = time.perf_counter()
-        if inline.latest is not None and inline.latest.version > actor.policy.version:
-            actor.load_weights(inline.latest.payload)
+        if inline.latest is not None and weights_version(inline.latest) > actor.policy.version:
+            actor.load_weights(inline.latest)
         payload = actor.step()
         if payload is not None:
             learner.ingest([payload])
@@ -193,6 +194,7 @@ def async_rates(task: str, base_spec: str, demos: str, rl: ResidualConfig, updat
     """
     from robotlearn.runtime.learner import measure_update_rate
     from robotlearn.runtime.local import run_local
+    from robotlearn.runtime.spec import RunSpec
 
     env = make_env(task)
     ups = measure_update_rate(rl, env.observation_space["state"].shape[0], env.action_space.shape[0])
@@ -203,7 +205,8 @@ def async_rates(task: str, base_spec: str, demos: str, rl: ResidualConfig, updat
     lc = LearnerConfig(out_dir=str(work), resume=False, tensorboard=False, progress=False, max_updates=updates,
                        min_online_steps=256)
     ac = ActorConfig(pace_hz=0.8 * ups / rl.utd)
-    r = run_local(task, base_spec, replace(rl, critic_warmup_updates=0), lc, ac, demos=demos)
+    r = run_local(RunSpec(env=task, base=base_spec, rl=replace(rl, critic_warmup_updates=0), learner=lc, actor=ac,
+                          demos=demos))
     actor = next(iter(r["heartbeats"].values()))[1] if r["heartbeats"] else {}
     return {"learner_updates_per_s": r["learner_updates_per_s"], "actor_steps_per_s": actor.get("steps_per_s", 0.0),
             "actor_pace_hz": ac.pace_hz, "learner_alone_updates_per_s": ups}

@@ -82,7 +82,7 @@ def weights_actor(domain: int) -> None:
             last_beat = time.monotonic()
         w = t.poll_weights()
         if w is not None:
-            v, _, meta = decode_weights(w.payload)
+            v, _, meta = decode_weights(w)
             t.heartbeat("bench", {"version": v})
             if meta.get("last"):
                 break
@@ -175,7 +175,6 @@ def ping_pong(hz: float, seconds: float, domain: int) -> dict:
 def weight_sync(sizes_mb: list[float], reps: int, domain: int, tmp: Path) -> dict:
     from hw_drivers.ros2_transport import Ros2LearnerTransport, Ros2TransportConfig
     from robotlearn.runtime.messages import encode_weights
-    from robotlearn.runtime.transport import WeightsUpdate
 
     learner = Ros2LearnerTransport(Ros2TransportConfig(dds=DdsConfig(domain_id=domain)))
     actor = subprocess.Popen([sys.executable, __file__, "--weights-actor", str(domain)], cwd=REPO,
@@ -191,7 +190,7 @@ def weight_sync(sizes_mb: list[float], reps: int, domain: int, tmp: Path) -> dic
                 v += 1
                 payload = encode_weights(v, {"w": w}, last=(mb == sizes_mb[-1] and r == reps))
                 t0 = time.perf_counter()
-                learner.publish_weights(WeightsUpdate(v, payload))
+                learner.publish_weights(payload)
                 wait_until(lambda: acked(v), 30, f"ack of version {v}", (actor,), poll=0.0002)
                 if r:  # the first one warms up the DDS writer
                     times.append((time.perf_counter() - t0) * 1e3)

@@ -19,7 +19,6 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from hw_drivers.config import CameraConfig, CommandConfig
 from hw_drivers.safety import UnsafeCommandError, check_finite
 
-
 # Float64MultiArray layout label naming the JointState stamp a command was computed from; forward
 # controllers ignore the layout; the robot side (MuJoCo node, safety bridge) measures observation-to-command
 # latency with it and drops commands older than robot.max_command_age_s (command_gate.py).

@@ -24,8 +24,8 @@ from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from hw_drivers.config import NodeParams
 from hw_drivers.command_gate import CommandGate
+from hw_drivers.config import NodeParams
 from hw_drivers.conversions import MessageFormatError, array_to_image, make_joint_state
 from hw_drivers.kinematics import MujocoFK
 from hw_drivers.node_common import parse_robot_params

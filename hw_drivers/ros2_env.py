@@ -52,7 +52,11 @@ from robotlearn.envs import (
     RobotEnv,
     make_observation_space,
 )
-from robotlearn.envs.interface import INFO_INTERVENTION, INFO_INTERVENTION_ACTION, INFO_SUCCESS
+from robotlearn.envs.interface import (
+    INFO_INTERVENTION,
+    INFO_INTERVENTION_ACTION,
+    INFO_SUCCESS,
+)
 
 
 def resolve_params(path: str) -> Path:

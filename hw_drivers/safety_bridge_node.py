@@ -26,7 +26,11 @@ from trajectory_msgs.msg import JointTrajectory
 
 from hw_drivers.command_gate import CommandGate
 from hw_drivers.config import NodeParams
-from hw_drivers.conversions import MessageFormatError, joint_state_to_arrays, make_command
+from hw_drivers.conversions import (
+    MessageFormatError,
+    joint_state_to_arrays,
+    make_command,
+)
 from hw_drivers.kinematics import MujocoFK
 from hw_drivers.node_common import parse_robot_params
 from hw_drivers.ros_runtime import RELIABLE_QOS, SENSOR_QOS, RosNode

@@ -22,6 +22,14 @@ class ConfigError(ValueError):
     pass
 
 
+def register_schema(name: str, node: type, group: str | None = None) -> None:
+    """Make a dataclass usable in a defaults list (`- <name>`), so hydra composes onto its fields:
+    command-line overrides need no `+`, and an unknown key fails at compose time."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name=name, node=node, group=group)
+
+
 def compose(config_name: str, overrides: list[str]) -> Any:
     """`configs/<config_name>.yaml` composed by hydra (groups: env/, rl/, runtime/, ...) with CLI overrides."""
     from hydra import compose as hydra_compose

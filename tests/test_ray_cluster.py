@@ -20,6 +20,7 @@ from robotlearn.rl.residual import ResidualConfig  # noqa: E402
 from robotlearn.runtime.actor import ActorConfig  # noqa: E402
 from robotlearn.runtime.learner import LearnerConfig  # noqa: E402
 from robotlearn.runtime.ray_runtime import RayRuntimeConfig, run_ray  # noqa: E402
+from robotlearn.runtime.spec import RunSpec  # noqa: E402
 
 
 def _free_port() -> int:
@@ -67,7 +68,7 @@ def test_join_existing_cluster_and_finish_on_budget(ray_head, tmp_path):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
-    result = run_ray("sim/reach", "zero", rl, lc, ac, rt, progress=False)
+    result = run_ray(RunSpec(env="sim/reach", base="zero", rl=rl, learner=lc, actor=ac, runtime=rt), progress=False)
     assert result["env_steps"] >= 400 and result["updates"] > 0 and result["version"] >= 2
     (actor,) = result["actors"]
     assert "error" not in actor and actor["steps"] >= 400
@@ -83,7 +84,7 @@ def test_actor_errors_are_not_retried_and_stop_the_run_cleanly(ray_head, tmp_pat
     rl = ResidualConfig(num_critics=2, hidden_dim=32, num_layers=1, batch_size=32)
     lc = LearnerConfig(out_dir=str(tmp_path), max_env_steps=400, tensorboard=False, progress=False)
     rt = RayRuntimeConfig(num_actors=2, address=ray_head, actor_cpus=0.5, learner_cpus=0.5, stop_timeout_s=10)
-    result = run_ray("sim/reach", "expert:not-a-number", rl, lc, ActorConfig(), rt, progress=False)
+    result = run_ray(RunSpec(env="sim/reach", base="expert:not-a-number", rl=rl, learner=lc, runtime=rt), progress=False)
     assert result["env_steps"] == 0
     assert all("error" in a and "not-a-number" in a["error"] for a in result["actors"]), result["actors"]
     assert all(len(pids) == 1 for pids in result["hub"]["registrations"].values())  # no restart loop

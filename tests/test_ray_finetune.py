@@ -17,6 +17,7 @@ from robotlearn.rl.residual import ResidualConfig  # noqa: E402
 from robotlearn.runtime.actor import ActorConfig  # noqa: E402
 from robotlearn.runtime.learner import LearnerConfig  # noqa: E402
 from robotlearn.runtime.ray_runtime import RayRun, RayRuntimeConfig  # noqa: E402
+from robotlearn.runtime.spec import RunSpec  # noqa: E402
 
 
 def _wait_for(cond, timeout: float, what: str):
@@ -41,7 +42,7 @@ def killed_run(tmp_path_factory):
     ac = ActorConfig(pace_hz=100.0, heartbeat_s=0.5)
     rt = RayRuntimeConfig(num_actors=2, num_cpus=2, actor_cpus=0.5, learner_cpus=0.5, max_restarts=2,
                           temp_dir="/tmp/rl-ray-ft")
-    run = RayRun("sim/reach", "zero", rl, lc, ac, rt).start()
+    run = RayRun(RunSpec(env="sim/reach", base="zero", rl=rl, learner=lc, actor=ac, runtime=rt)).start()
     obs = {}
     try:
         def both_fed_and_updated():

@@ -8,8 +8,9 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from robotlearn.runtime import messages  # noqa: E402
-from robotlearn.runtime.ray_transport import RayActorTransport, RayLearnerTransport, batch_rows, make_hub  # noqa: E402
-from robotlearn.runtime.transport import WeightsUpdate  # noqa: E402
+from robotlearn.runtime.ray_transport import RayActorTransport, RayLearnerTransport, make_hub  # noqa: E402
+
+
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def ray_session():
 
 @ray.remote(num_cpus=0)
 class EchoActor:
-    """A minimal actor loop: sends batches tagged with its id, records every weights version it sees."""
+    """A minimal actor loop: sends episodes tagged with its id, records every weights version it sees."""
 
     def run(self, hub, actor_id: str, n_batches: int, rows: int) -> list[int]:
         tr = RayActorTransport(hub, actor_id, flush_s=0.0, poll_s=0.0)
@@ -31,13 +32,16 @@ class EchoActor:
         i = 0
         while time.monotonic() < deadline and not tr.should_stop():
             if i < n_batches:
-                arrays = {"state": np.full((rows, 3), i, np.float32), "action": np.zeros((rows, 2), np.float32)}
-                tr.send_transitions(messages.encode_batch(arrays, actor_id=actor_id))
+                arrays = {"state": np.full((rows, 3), i, np.float32), "action": np.zeros((rows, 2), np.float32),
+                          "base_action": np.zeros((rows, 2), np.float32), "reward": np.zeros(rows, np.float32),
+                          "is_intervention": np.zeros(rows, bool)}  # (inline: a worker cannot import this module)
+                tr.send_episode(messages.Episode(arrays, success=False, terminated=False, policy_version=0,
+                                                 actor_id=actor_id).encode())
                 i += 1
             upd = tr.poll_weights()
             if upd is not None:
-                version, tensors, _ = messages.decode_weights(upd.payload)
-                assert version == upd.version and float(tensors["w"][0]) == version
+                version, tensors, _ = messages.decode_weights(upd)
+                assert float(tensors["w"][0]) == version
                 seen.append(version)
                 tr.heartbeat(actor_id, {"version": version, "sent": i})
             time.sleep(0.005)
@@ -45,9 +49,15 @@ class EchoActor:
         return seen
 
 
-def test_batch_rows_reads_header_only():
-    p = messages.encode_batch({"a": np.zeros((7, 2), np.float32)})
-    assert batch_rows(p) == 7
+def test_episode_rows_read_from_the_header_only():
+    arrays = {"state": np.zeros((7, 3), np.float32), "action": np.zeros((7, 2), np.float32),
+              "base_action": np.zeros((7, 2), np.float32), "reward": np.zeros(7, np.float32),
+              "is_intervention": np.zeros(7, bool)}
+    p = messages.Episode(arrays, success=False, terminated=False, policy_version=0).encode()
+    assert messages.Episode.rows(p) == 7
+    assert messages.Episode.rows(p[: len(p) - 50]) == 7  # the tensors are not read
+    with pytest.raises(messages.MessageError):
+        messages.Episode.rows(messages.encode_weights(1, {"w": np.zeros(2, np.float32)}))
 
 
 def test_transitions_and_versions_flow_both_ways(ray_session):
@@ -60,14 +70,13 @@ def test_transitions_and_versions_flow_both_ways(ray_session):
     version = 0
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (len(got) < 2 or min(got.values()) < 100 or version < 5):
-        for payload in learner.recv_transitions(timeout=0.2):
-            arrays, meta = messages.decode_batch(payload)
-            assert arrays["state"].shape == (5, 3)
-            got[meta["actor_id"]] = got.get(meta["actor_id"], 0) + len(arrays["state"])
+        for payload in learner.recv_episodes(timeout=0.2):
+            ep = messages.Episode.decode(payload)
+            assert ep.arrays["state"].shape == (5, 3)
+            got[ep.actor_id] = got.get(ep.actor_id, 0) + len(ep)
         if got and version < 5:
             version += 1
-            w = messages.encode_weights(version, {"w": np.full(1000, version, np.float32)})
-            learner.publish_weights(WeightsUpdate(version, w))
+            learner.publish_weights(messages.encode_weights(version, {"w": np.full(1000, version, np.float32)}))
         time.sleep(0.05)
     ray.get(hub.request_stop.remote())
     seen = ray.get(runs, timeout=30)
@@ -88,24 +97,24 @@ def test_poll_never_blocks_and_stale_versions_are_refused(ray_session):
     assert all(tr.poll_weights() is None for _ in range(200))  # nothing published: returns at once
     assert time.perf_counter() - t0 < 2.0
     learner = RayLearnerTransport(hub)
-    learner.publish_weights(WeightsUpdate(3, messages.encode_weights(3, {"w": np.ones(2, np.float32)})))
+    learner.publish_weights(messages.encode_weights(3, {"w": np.ones(2, np.float32)}))
     with pytest.raises(ray.exceptions.RayTaskError, match="not newer"):
-        learner.publish_weights(WeightsUpdate(2, messages.encode_weights(2, {"w": np.ones(2, np.float32)})))
+        learner.publish_weights(messages.encode_weights(2, {"w": np.ones(2, np.float32)}))
     deadline = time.monotonic() + 10
     upd = None
     while upd is None and time.monotonic() < deadline:
         upd = tr.poll_weights()
-    assert upd is not None and upd.version == 3
+    assert upd is not None and messages.weights_version(upd) == 3
     assert tr.poll_weights() is None  # latest already returned
 
 
 def test_corrupt_payload_reaches_learner_as_clear_error(ray_session):
     hub = make_hub()
     tr = RayActorTransport(hub, "bad", flush_s=0.0)
-    tr.send_transitions(b"not a safetensors message at all")
+    tr.send_episode(b"not a safetensors message at all")
     tr.close()
     learner = RayLearnerTransport(hub)
-    (payload,) = learner.recv_transitions(timeout=5)
-    with pytest.raises(messages.MessageError, match="batch"):
-        messages.decode_batch(payload)
+    (payload,) = learner.recv_episodes(timeout=5)
+    with pytest.raises(messages.MessageError, match="header"):
+        messages.Episode.decode(payload)
     assert learner.stats()["received"]["bad"]["unreadable"] == 1

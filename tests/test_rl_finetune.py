@@ -8,7 +8,8 @@ import pytest
 
 from robotlearn.envs import make_env
 from robotlearn.policies.base import ZeroPolicy
-from robotlearn.rl.bases import make_base, relabel_base_actions
+from robotlearn.policies.registry import base_entry, make_base
+from robotlearn.rl.bases import relabel_base_actions
 
 
 class CountingChunkPolicy:
@@ -44,8 +45,15 @@ def test_make_base_specs():
     env = make_env("sim/reach")
     assert isinstance(make_base("zero", env), ZeroPolicy)
     expert = make_base("expert:0.3", env, seed=1)
-    assert expert.noise == pytest.approx(0.3) and expert.privileged
-    with pytest.raises(FileNotFoundError, match="neither 'zero'"):
+    assert expert.noise == pytest.approx(0.3) and make_base("expert", env, noise=0.2).noise == pytest.approx(0.2)
+    assert base_entry("expert").needs_env and not base_entry("zero").needs_env  # the expert reads the live sim
+    with pytest.raises(ValueError, match="needs a live env"):
+        make_base("expert", env.description)
+    with pytest.raises(ValueError, match="needs a number, got 'lots'"):
+        make_base("expert:lots", env)
+    with pytest.raises(ValueError, match="unexpected keyword"):
+        make_base("zero", env, gain=0.3)
+    with pytest.raises(FileNotFoundError, match="neither a registered base"):
         make_base("/no/such/checkpoint", env)
 
 
@@ -73,6 +81,6 @@ def test_finetune_cli_bad_input_is_a_clear_error(tmp_path, capsys):
 
     with pytest.raises(SystemExit):
         finetune.main(["env=sim/reach", "base=/no/such/ckpt", f"out={tmp_path / 'x'}", "env_steps=10"])
-    assert "neither 'zero'" in capsys.readouterr().err
+    assert "neither a registered base" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         finetune.main(["env=sim/reach", "rl.no_such_knob=1"])

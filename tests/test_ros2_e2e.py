@@ -28,12 +28,12 @@ def test_finetune_over_ros2_with_faults(tmp_path):
     robot["robot"]["staleness"]["state_s"] = 1.0  # shared CI cores: tolerate scheduling stalls
     robot["robot"]["watchdog_timeout_s"] = 1.0
     robot["robot"]["max_command_age_s"] = 1.0  # relaxed with the watchdog (panda_sim.yaml sets 0.3 explicitly)
+    robot["dds"]["domain_id"] = DOMAIN
     robot_path = tmp_path / "robot.yaml"
     robot_path.write_text(yaml.safe_dump(robot))
     ft = REPO / "configs/ros2/finetune_panda_sim.yaml"
     run_dir = tmp_path / "run"
-    common = ["--params", str(ft), "--set", f"robot_params={robot_path}",
-              "--set", f"robot_overrides.dds.domain_id={DOMAIN}"]
+    common = ["--params", str(ft), "--set", f"env.params={robot_path}"]
     learner_args = common + ["--set", f"learner.out_dir={run_dir}", "--set", "learner.min_online_steps=50",
                              "--set", "learner.publish_every=10", "--set", "learner.checkpoint_every=20",
                              "--set", "rl.critic_warmup_updates=10", "--set", "rl.warmup_env_steps=50"]

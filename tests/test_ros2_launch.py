@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hw_drivers.config import load_params, ros2_config_path
-from hw_drivers.finetune_params import load_finetune
+from robotlearn.runtime.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch"
@@ -64,7 +64,7 @@ def test_launch_file_executables_and_params_exist(path):
         assert callable(getattr(importlib.import_module(module), fn))
     for name in configs:
         p = ros2_config_path(name)
-        (load_finetune if name.startswith("finetune") else load_params)(p)
+        (load_spec if name.startswith("finetune") else load_params)(p)
 
 
 def test_all_ament_entry_points_import():

@@ -16,11 +16,17 @@ from hw_drivers.conversions import (
     joint_state_to_arrays,
     parse_command,
 )
-from hw_drivers.finetune_params import load_finetune
 from hw_drivers.kinematics import MujocoFK
-from hw_drivers.ros2_transport import weights_version
 from hw_drivers.safety import EStopLatch, SafetyLayer, UnsafeCommandError, Watchdog
-from robotlearn.runtime.messages import MessageError, encode_batch, encode_weights
+from robotlearn.config import ConfigError
+from robotlearn.runtime.messages import (
+    EPISODE,
+    MessageError,
+    _encode,
+    encode_weights,
+    weights_version,
+)
+from robotlearn.runtime.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = REPO / "configs/ros2/panda_sim.yaml"
@@ -136,12 +142,15 @@ def test_invalid_params_are_clear_errors(tmp_path, mutate, match):
         load_params(_write(tmp_path, mutate))
 
 
-def test_finetune_params_reject_unknown_keys(tmp_path):
+def test_run_spec_files_reject_unknown_keys(tmp_path):
     p = tmp_path / "ft.yaml"
-    p.write_text(yaml.safe_dump({"rl": {"residual_scal": 0.1}}))
-    with pytest.raises(ParamError, match="residual_scal"):
-        load_finetune(p)
-    assert load_finetune(REPO / "configs/ros2/finetune_panda_sim.yaml").rl.num_critics == 2
+    p.write_text(yaml.safe_dump({"env": "ros2/panda_sim", "rl": {"residual_scal": 0.1}}))
+    with pytest.raises(ConfigError, match="residual_scal"):
+        load_spec(str(p))
+    p.write_text(yaml.safe_dump({"env": "ros2/ur_arm"}))
+    with pytest.raises(ConfigError, match="unknown env 'ros2/ur_arm'"):
+        load_spec(str(p))
+    assert load_spec(str(REPO / "configs/ros2/finetune_panda_sim.yaml")).rl.num_critics == 2
 
 
 # --- message validation ------------------------------------------------------------
@@ -206,7 +215,7 @@ def test_commands_are_parsed_and_bad_ones_refused():
 def test_weights_version_read_from_header_only():
     assert weights_version(encode_weights(7, {"w": np.zeros(3, np.float32)})) == 7
     with pytest.raises(MessageError, match="expected a 'weights' message"):
-        weights_version(encode_batch({"a": np.zeros(2)}))
+        weights_version(_encode(EPISODE, {"a": np.zeros(2)}, {}))
     with pytest.raises(MessageError):
         weights_version(b"\x00" * 4)
 
@@ -215,7 +224,7 @@ def test_every_shipped_ros2_config_loads():
     from robotlearn.envs import env_config
 
     for path in sorted((REPO / "configs/ros2").glob("*.yaml")):
-        (load_finetune if path.name.startswith("finetune") else load_params)(path)
+        (load_spec if path.name.startswith("finetune") else load_params)(str(path))
     for path in sorted((REPO / "configs/env/ros2").glob("*.yaml")):
         cfg = env_config(f"ros2/{path.stem}")
         assert cfg["_target_"] == "hw_drivers.ros2_env.Ros2RobotEnv"

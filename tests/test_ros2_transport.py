@@ -11,34 +11,50 @@ from std_msgs.msg import UInt8MultiArray
 
 from hw_drivers.config import DdsConfig
 from hw_drivers.processes import REPO, node_env, wait_until
-from hw_drivers.ros2_transport import Ros2ActorTransport, Ros2LearnerTransport, Ros2TransportConfig, _bytes_msg
+from hw_drivers.ros2_transport import (
+    Ros2ActorTransport,
+    Ros2LearnerTransport,
+    Ros2TransportConfig,
+    _bytes_msg,
+)
 from hw_drivers.ros_runtime import LATCHED_QOS, RosNode
-from robotlearn.runtime.messages import MessageError, decode_batch, decode_weights, encode_batch, encode_weights
-from robotlearn.runtime.transport import WeightsUpdate
+from robotlearn.runtime.messages import (
+    Episode,
+    MessageError,
+    decode_weights,
+    encode_weights,
+    weights_version,
+)
 
 DOMAIN = 60 + os.getpid() % 20
+
+
+def episode(i: int, rows: int = 5) -> bytes:
+    arrays = {"state": np.full((rows, 3), i, np.float32), "action": np.zeros((rows, 2), np.float32),
+              "base_action": np.zeros((rows, 2), np.float32), "reward": np.zeros(rows, np.float32),
+              "is_intervention": np.zeros(rows, bool)}
+    return Episode(arrays, success=False, terminated=False, policy_version=i).encode()
 
 LEARNER = """
 import json, sys, time, numpy as np
 from hw_drivers.config import DdsConfig
 from hw_drivers.ros2_transport import Ros2LearnerTransport, Ros2TransportConfig
-from robotlearn.runtime.messages import decode_batch, encode_weights
-from robotlearn.runtime.transport import WeightsUpdate
+from robotlearn.runtime.messages import Episode, encode_weights
 t = Ros2LearnerTransport(Ros2TransportConfig(dds=DdsConfig(domain_id=int(sys.argv[1]))))
-t.publish_weights(WeightsUpdate(1, encode_weights(1, {"w": np.full(250_000, 1.0, np.float32)})))  # 1 MB
+t.publish_weights(encode_weights(1, {"w": np.full(250_000, 1.0, np.float32)}))  # 1 MB
 print("published", flush=True)
 got, end = [], time.time() + 60
 while len(got) < 20 and time.time() < end:
-    got += t.recv_transitions(timeout=0.5)
-steps = [int(decode_batch(p)[1]["i"]) for p in got]
-t.publish_weights(WeightsUpdate(2, encode_weights(2, {"w": np.full(250_000, 2.0, np.float32)}, got=len(got))))
+    got += t.recv_episodes(timeout=0.5)
+steps = [Episode.decode(p).policy_version for p in got]
+t.publish_weights(encode_weights(2, {"w": np.full(250_000, 2.0, np.float32)}, got=len(got)))
 time.sleep(1.5)
 print(json.dumps({"steps": steps, "actors": sorted(t.heartbeats()), "lost": t.lost}), flush=True)
 t.close()
 """
 
 
-def test_weights_and_transitions_between_processes(tmp_path):
+def test_weights_and_episodes_between_processes(tmp_path):
     learner = subprocess.Popen([sys.executable, "-c", LEARNER, str(DOMAIN)], cwd=REPO, env=node_env(DOMAIN),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     actor = None
@@ -47,14 +63,14 @@ def test_weights_and_transitions_between_processes(tmp_path):
         # the actor joins after the weights were published: transient-local delivers them anyway
         actor = Ros2ActorTransport(Ros2TransportConfig(dds=DdsConfig(domain_id=DOMAIN)), actor_id="robot-7")
         w = wait_until(actor.poll_weights, 30, "weights v1 for a late-joining actor", (learner,))
-        version, tensors, _ = decode_weights(w.payload)
-        assert w.version == version == 1 and tensors["w"].nbytes == 1_000_000 and tensors["w"][0] == 1.0
+        version, tensors, _ = decode_weights(w)
+        assert version == 1 and tensors["w"].nbytes == 1_000_000 and tensors["w"][0] == 1.0
         assert actor.poll_weights() is None  # latest-wins, delivered once
         for i in range(20):
-            actor.send_transitions(encode_batch({"state": np.full((5, 3), i, np.float32)}, i=i))
+            actor.send_episode(episode(i))
             actor.heartbeat("robot-7", {"steps": i})
         w2 = wait_until(actor.poll_weights, 30, "weights v2", (learner,))
-        v2, t2, meta = decode_weights(w2.payload)
+        v2, t2, meta = decode_weights(w2)
         assert v2 == 2 and meta["got"] == 20 and t2["w"][0] == 2.0
         out = json.loads(learner.stdout.read().strip().splitlines()[-1])
         assert out["steps"] == list(range(20))  # reliable and in order
@@ -67,20 +83,20 @@ def test_weights_and_transitions_between_processes(tmp_path):
             learner.kill()
 
 
-def test_bad_weight_messages_are_ignored_and_mismatched_versions_refused():
+def test_bad_weight_messages_are_ignored_and_not_published():
     dds = DdsConfig(domain_id=DOMAIN)
     learner = Ros2LearnerTransport(Ros2TransportConfig(dds=dds))
     actor = Ros2ActorTransport(Ros2TransportConfig(dds=dds), actor_id="a")
     rogue = RosNode("rogue", dds)
     try:
-        with pytest.raises(MessageError, match="version=3 but the payload says 4"):
-            learner.publish_weights(WeightsUpdate(3, encode_weights(4, {"w": np.zeros(2, np.float32)})))
+        with pytest.raises(MessageError, match="expected a 'weights' message"):
+            learner.publish_weights(episode(0))  # the learner itself never publishes non-weights
         pub = rogue.node.create_publisher(UInt8MultiArray, "/robotlearn/weights", LATCHED_QOS)
-        pub.publish(_bytes_msg(encode_batch({"a": np.zeros(2)})))  # a batch where weights belong
+        pub.publish(_bytes_msg(episode(0)))  # an episode where weights belong
         wait_until(lambda: actor.bad_weights >= 1, 20, "the bad message to arrive")
         assert actor.poll_weights() is None
-        learner.publish_weights(WeightsUpdate(5, encode_weights(5, {"w": np.ones(2, np.float32)})))
-        assert wait_until(actor.poll_weights, 20, "good weights").version == 5
+        learner.publish_weights(encode_weights(5, {"w": np.ones(2, np.float32)}))
+        assert weights_version(wait_until(actor.poll_weights, 20, "good weights")) == 5
     finally:
         rogue.close()
         actor.close()
@@ -93,10 +109,10 @@ def test_actor_send_never_blocks_and_drops_oldest_when_queue_full():
         with actor._cv:  # re-entrant: holding it stalls the sender thread, as a slow DDS write would
             t0 = time.perf_counter()
             for i in range(10):
-                actor.send_transitions(encode_batch({"i": np.array([i])}))
+                actor.send_episode(episode(i, rows=1))
             assert time.perf_counter() - t0 < 0.5
             assert actor.dropped == 7
-            assert [int(decode_batch(p)[0]["i"][0]) for p in actor._queue] == [7, 8, 9]  # newest kept
+            assert [Episode.decode(p).policy_version for p in actor._queue] == [7, 8, 9]  # newest kept
         assert actor.flush(5.0)
     finally:
         actor.close()

@@ -12,13 +12,20 @@ import pytest
 import yaml
 
 from robotlearn.data import EpisodeDataset
+from robotlearn.policies.registry import make_base
 from robotlearn.rl.residual import ResidualConfig
 from robotlearn.runtime.actor import ActorConfig
 from robotlearn.runtime.learner import LearnerConfig
-from robotlearn.policies.registry import make_base
 from robotlearn.runtime.local import run_local, spawn_actor, spawn_learner
 from robotlearn.runtime.local_transport import make_local_transports
-from robotlearn.runtime.messages import EPISODE, Episode, MessageError, _encode, encode_weights, weights_version
+from robotlearn.runtime.messages import (
+    EPISODE,
+    Episode,
+    MessageError,
+    _encode,
+    encode_weights,
+    weights_version,
+)
 from robotlearn.runtime.spec import RunSpec
 
 ENV = "sim/reach"

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from robotlearn.cli.config import ConfigError, fail
+from robotlearn.config import register_schema
 from robotlearn.policies.checkpoint import CheckpointError
 from robotlearn.runtime.assembly import RunError, check_base, launch
 from robotlearn.runtime.spec import RunSpec, load_spec
@@ -35,6 +36,9 @@ class FinetuneConfig(RunSpec):
     match_learner: float = 0.0  # sim only: >0 paces actors at this fraction of the learner's measured rate / UTD
 
 
+register_schema("finetune_schema", FinetuneConfig)  # configs/finetune.yaml composes onto it
+
+
 def load_config(argv: list[str], config_name: str = "finetune") -> FinetuneConfig:
     """Hydra compose of configs/finetune.yaml + overrides, validated."""
     return load_spec(config_name, argv, FinetuneConfig)
@@ -45,12 +49,12 @@ def run(cfg: FinetuneConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     spec = RunSpec(**cfg.run_fields())
+    check_base(spec)
     if cfg.match_learner > 0:
         spec.actor = dataclasses.replace(spec.actor, pace_hz=matched_pace(cfg))
     (out / "config.yaml").write_text(yaml.safe_dump({**json.loads(spec.to_json()), **{
         k: getattr(cfg, k) for k in ("out", "env_steps", "eval_episodes", "eval_seed", "match_learner")}},
         sort_keys=False))
-    check_base(spec)
     result = launch(spec, progress=cfg.learner.progress)
     summary = {k: v for k, v in result.items() if k not in ("episodes", "heartbeats")}
     summary["actors"] = {a: st for a, (_, st) in result.get("heartbeats", {}).items()}
@@ -89,7 +93,12 @@ def matched_pace(cfg: FinetuneConfig) -> float:
 def evaluate_run(cfg: FinetuneConfig, out: Path, episodes: list[dict]) -> dict[str, Any]:
     from robotlearn.envs import make_env
     from robotlearn.policies.registry import make_base
-    from robotlearn.rl.evaluate import compare, format_comparison, load_residual, plot_learning_curve
+    from robotlearn.rl.evaluate import (
+        compare,
+        format_comparison,
+        load_residual,
+        plot_learning_curve,
+    )
 
     env = make_env(cfg.env)
     try:

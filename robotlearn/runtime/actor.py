@@ -14,7 +14,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from robotlearn.envs.interface import IMAGE_PREFIX, INFO_INTERVENTION, INFO_INTERVENTION_ACTION, INFO_SUCCESS, STATE_KEY, RobotEnv
+from robotlearn.envs.interface import (
+    IMAGE_PREFIX,
+    INFO_INTERVENTION,
+    INFO_INTERVENTION_ACTION,
+    INFO_SUCCESS,
+    STATE_KEY,
+    RobotEnv,
+)
 from robotlearn.policies.base import BasePolicy, ChunkStepper
 from robotlearn.rl.residual import ResidualConfig, ResidualPolicy
 from robotlearn.runtime.messages import Episode, decode_weights

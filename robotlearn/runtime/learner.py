@@ -59,7 +59,12 @@ class Learner:
                  env_info: EnvInfo, obs_space, demos: str | None = None, base: BasePolicy | None = None) -> None:
         """`base` relabels the demos' base actions; None keeps their recorded action (a base that needs
         the live env, such as a scripted sim expert, cannot be replayed over stored demos)."""
-        from robotlearn.data import EpisodeDataset, EpisodeWriter, MixedSampler, TransitionBuffer
+        from robotlearn.data import (
+            EpisodeDataset,
+            EpisodeWriter,
+            MixedSampler,
+            TransitionBuffer,
+        )
 
         self.transport, self.rl, self.cfg = transport, rl, cfg
         self.out = Path(cfg.out_dir)

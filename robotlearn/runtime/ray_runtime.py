@@ -20,7 +20,12 @@ from typing import Any
 import ray
 
 from robotlearn.runtime.assembly import actor_name, build_actor, build_learner
-from robotlearn.runtime.ray_transport import HubStopFlag, RayActorTransport, RayLearnerTransport, make_hub
+from robotlearn.runtime.ray_transport import (
+    HubStopFlag,
+    RayActorTransport,
+    RayLearnerTransport,
+    make_hub,
+)
 from robotlearn.runtime.spec import RayRuntimeConfig, RunSpec
 
 __all__ = ["RayRun", "RayRuntimeConfig", "run_ray"]

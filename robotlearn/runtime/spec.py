@@ -16,7 +16,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from robotlearn.config import ConfigError, apply_overrides, compose, read_yaml, to_dataclass
+from robotlearn.config import (
+    ConfigError,
+    apply_overrides,
+    compose,
+    read_yaml,
+    register_schema,
+    to_dataclass,
+)
 from robotlearn.rl.residual import ResidualConfig
 from robotlearn.runtime.actor import ActorConfig
 from robotlearn.runtime.learner import LearnerConfig
@@ -69,6 +76,8 @@ class Ros2RuntimeConfig:
 
 
 RUNTIMES: dict[str, type] = {"local": LocalRuntimeConfig, "ray": RayRuntimeConfig, "ros2": Ros2RuntimeConfig}
+for _name, _schema in RUNTIMES.items():  # configs/runtime/<name>.yaml start from `<name>_schema`
+    register_schema(f"{_name}_schema", _schema, group="runtime")
 
 
 def runtime_config(runtime: Any) -> Any:
@@ -118,7 +127,11 @@ class RunSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "RunSpec":
-        return to_dataclass(json.loads(text), RunSpec, where="run spec")
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise ConfigError(f"run spec is not JSON: {e}") from None
+        return to_dataclass(data, RunSpec, where="run spec")
 
     def absolute(self) -> "RunSpec":
         """Paths made absolute: workers may start in another folder, or on another node of a shared FS."""
