@@ -156,9 +156,18 @@ class BridgeConfig:
 class EnvParams:
     """`Ros2RobotEnv` options beyond the robot description."""
 
-    action_mode: str = "joint_delta"  # joint_delta (normalised step, max_velocity*dt) | joint_pos (over limits)
+    # joint_delta (normalised step, max_velocity*dt) | joint_pos (over limits) | ee_delta: the sim tasks'
+    # `ee_delta_pos+gripper` action (xyz TCP step of up to ee_max_delta m, orientation held), turned into
+    # joint targets by damped-least-squares IK on the workspace MJCF, then the same safety layer
+    action_mode: str = "joint_delta"
     horizon: int = 100
-    include_velocity: bool = True  # state = q (+ dq) (+ gripper) (+ task state)
+    include_velocity: bool = True  # state = q (+ dq) (+ TCP xyz) (+ gripper width) (+ task state)
+    include_tcp: bool = False  # TCP position by forward kinematics (needs robot.limits.workspace.mjcf + site)
+    ee_max_delta: float = 0.02  # ee_delta: metres per step that a normalised +-1 means (sim tasks: 0.02)
+    ee_quat: list[float] = field(default_factory=lambda: [0.0, 1.0, 0.0, 0.0])  # ee_delta: held TCP orientation
+    ee_home_q: list[float] = field(default_factory=list)  # ee_delta: null-space posture ([]: none)
+    ee_target_low: list[float] = field(default_factory=list)  # ee_delta: TCP target box ([]: the workspace box)
+    ee_target_high: list[float] = field(default_factory=list)
     reset_timeout_s: float = 10.0
     terminate_on_success: bool = True
 
@@ -247,7 +256,7 @@ def validate(p: NodeParams, where: str) -> NodeParams:
         ("robot.command.msg_type", r.command.msg_type, ("float64_multi_array", "joint_trajectory")),
         ("robot.command.mode", r.command.mode, ("position", "velocity")),
         ("robot.intervention.msg_type", r.intervention.msg_type, ("none", "joy", "command")),
-        ("env.action_mode", p.env.action_mode, ("joint_delta", "joint_pos")),
+        ("env.action_mode", p.env.action_mode, ("joint_delta", "joint_pos", "ee_delta")),
     ] + [(f"robot.cameras[{i}].msg_type", c.msg_type, ("image", "compressed")) for i, c in enumerate(r.cameras)] \
       + [(f"robot.cameras[{i}].encoding", c.encoding, ("rgb8", "bgr8")) for i, c in enumerate(r.cameras)]
     for key, val, allowed in checks:
@@ -264,15 +273,52 @@ def validate(p: NodeParams, where: str) -> NodeParams:
         raise ParamError(f"{where}: robot.control_hz and sim.publish_hz must be > 0")
     if r.task_state_topic and r.task_state_dim <= 0:
         raise ParamError(f"{where}: robot.task_state_topic needs robot.task_state_dim > 0")
+    e = p.env
+    if (e.action_mode == "ee_delta" or e.include_tcp) and not (ws.mjcf and ws.site):
+        raise ParamError(f"{where}: env.action_mode=ee_delta and env.include_tcp need the robot's kinematics: "
+                         f"robot.limits.workspace.mjcf and .site")
+    if e.action_mode == "ee_delta":
+        if e.ee_max_delta <= 0:
+            raise ParamError(f"{where}: env.ee_max_delta must be > 0 (m per step), got {e.ee_max_delta}")
+        if len(e.ee_quat) != 4 or abs(sum(x * x for x in e.ee_quat) - 1.0) > 1e-3:
+            raise ParamError(f"{where}: env.ee_quat must be a unit quaternion (w, x, y, z), got {e.ee_quat}")
+        if e.ee_home_q and len(e.ee_home_q) != n:
+            raise ParamError(f"{where}: env.ee_home_q needs one value per joint ({n}), got {len(e.ee_home_q)}")
+        box_low, box_high = e.ee_target_low or ws.low, e.ee_target_high or ws.high
+        if len(box_low) != 3 or len(box_high) != 3 or any(lo >= hi for lo, hi in zip(box_low, box_high)):
+            raise ParamError(f"{where}: env.action_mode=ee_delta needs a TCP target box: env.ee_target_low/high "
+                             f"or robot.limits.workspace.low/high, 3 values each with low < high")
     return p
 
 
-def read_param_file(path: str | Path) -> tuple[Path, dict[str, Any]]:
-    """(path, mapping) of a parameter YAML; a missing file is a ParamError naming it."""
+def read_param_file(path: str | Path, _seen: tuple = ()) -> tuple[Path, dict[str, Any]]:
+    """(path, mapping) of a parameter YAML; a missing file is a ParamError naming it.
+
+    `extends: <file>` (relative to this file's folder) starts from that file: mappings merge
+    key by key, anything else (lists included) is replaced.
+    """
     path = Path(path)
     if not path.exists():
         raise ParamError(f"parameter file {path} does not exist")
-    return path, yaml.safe_load(path.read_text()) or {}
+    if path.resolve() in _seen:
+        raise ParamError(f"{path}: `extends` loops back to itself")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ParamError(f"{path}: expected a mapping at the top level")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return path, data
+    if not isinstance(parent, str):
+        raise ParamError(f"{path}: extends must be a file name, got {parent!r}")
+    _, base = read_param_file(path.parent / parent, (*_seen, path.resolve()))
+    return path, _merge(base, data)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def load_params(path: str | Path, overrides: Optional[dict[str, Any]] = None) -> NodeParams:

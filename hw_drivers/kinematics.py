@@ -1,8 +1,9 @@
-"""Forward kinematics from a MuJoCo model, for the safety layer's workspace box.
+"""Forward (and one-step inverse) kinematics from a MuJoCo model.
 
-The robot node passes the model it simulates; `Ros2RobotEnv` loads the MJCF named
-in the robot description. Both use a private MjData so FK never touches the
-simulation state.
+For the safety layer's workspace box, the TCP position in the state (`env.include_tcp`)
+and end-effector actions (`env.action_mode: ee_delta`). The robot node passes the
+model it simulates; `Ros2RobotEnv` loads the MJCF named in the robot description.
+Both use a private MjData so FK never touches the simulation state.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Sequence
 
 import mujoco
 import numpy as np
+
+from robotlearn.envs.kinematics import DOWN_QUAT, ik_step
 
 
 class MujocoFK:
@@ -37,3 +40,9 @@ class MujocoFK:
         self.data.qpos[self.qadr] = q
         mujoco.mj_kinematics(self.model, self.data)
         return self.data.site_xpos[self.site].copy()
+
+    def ik(self, q: np.ndarray, target_pos: np.ndarray, target_quat=DOWN_QUAT, home_q=None) -> np.ndarray:
+        """Joint targets one damped-least-squares step from `q` towards the TCP pose (the sim tasks' IK)."""
+        self(q)
+        mujoco.mj_comPos(self.model, self.data)  # the Jacobian needs cdof
+        return ik_step(self.model, self.data, self.site, self.qadr, self.dadr, target_pos, target_quat, home_q)

@@ -164,7 +164,10 @@ class MujocoRobotNode:
         rend = self._renderers.get(cam.name)
         if rend is None:
             rend = self._renderers[cam.name] = mujoco.Renderer(self.env.model, cam.height, cam.width)
-        rend.update_scene(self.env.data, camera=cam.mujoco_camera or -1)
+        camera = cam.mujoco_camera or -1
+        if cam.mujoco_camera and hasattr(self.env, "camera_id"):  # the task's own names: "wrist" is "panda/wrist"
+            camera = self.env.camera_id(cam.mujoco_camera)
+        rend.update_scene(self.env.data, camera=camera)
         return rend.render().copy()
 
     def _publish_status(self) -> None:

@@ -12,8 +12,12 @@ checked against its staleness limit. Reset goes through the robot's Trigger serv
 Success comes from the task success topic or a human label (std_msgs/Bool: True
 success, False failure); both end the episode.
 
-state (float32) = q (n) | dq (n, if env.include_velocity) | gripper width (1, if gripper
-joints) | task state (robot.task_state_dim); images/<camera> uint8 (H, W, 3).
+state (float32) = q (n) | dq (n, if env.include_velocity) | TCP xyz by forward kinematics (3, if
+env.include_tcp) | gripper width (1, if gripper joints) | task state (robot.task_state_dim), named
+in `EnvInfo.state_names` exactly as the sim tasks name theirs (`obs: proprio` is the same vector);
+images/<camera> uint8 (H, W, 3). With `env.action_mode: ee_delta` the action is the sim tasks'
+`ee_delta_pos+gripper`: a TCP step from the measured pose, by the same IK as in sim, then the
+joint-space safety layer.
 """
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ from robotlearn.envs import (
     EnvInfo,
     RobotEnv,
     make_observation_space,
+    proprio_state_names,
 )
 from robotlearn.envs.interface import (
     INFO_INTERVENTION,
@@ -76,18 +81,23 @@ def describe_params(p: NodeParams, stem: str, params: str, overrides: Optional[d
     n, dt = len(r.joint_names), 1.0 / r.control_hz
     if e.action_mode == "joint_pos":
         kind, low, high, units = "joint_pos", list(lim.joint_lower), list(lim.joint_upper), ["rad"] * n
+        names = list(r.joint_names)
+    elif e.action_mode == "ee_delta":  # exactly the sim tasks' spec (sim/tasks/base.py), so checkpoints move
+        d = e.ee_max_delta
+        kind, low, high, units, names = "ee_delta_pos", [-d] * 3, [d] * 3, ["m"] * 3, ["dx", "dy", "dz"]
     else:
         step = [v * dt for v in lim.max_velocity]
         kind, low, high, units = "joint_delta", [-s for s in step], step, ["rad/step"] * n
-    names = list(r.joint_names)
+        names = list(r.joint_names)
     if r.gripper.command_topic:
         kind, names = kind + "+gripper", names + ["gripper"]
         low, high, units = low + [r.gripper.low], high + [r.gripper.high], units + ["gripper command"]
     spec = ActionSpec(kind=kind, names=tuple(names), low=tuple(low), high=tuple(high), units=tuple(units))
-    state_dim = n * (2 if e.include_velocity else 1) + (1 if r.gripper.joint_names else 0) + r.task_state_dim
-    obs_space = make_observation_space(state_dim, {c.name: (c.height, c.width) for c in r.cameras})
+    state_names = proprio_state_names(n, e.include_velocity, e.include_tcp, bool(r.gripper.joint_names)) + \
+        tuple(f"task{i}" for i in range(r.task_state_dim))
+    obs_space = make_observation_space(len(state_names), {c.name: (c.height, c.width) for c in r.cameras})
     info = EnvInfo(name=f"ros2/{stem}", control_hz=r.control_hz, horizon=int(horizon or e.horizon), action_spec=spec,
-                   config={"params": str(params), "overrides": dict(overrides or {})})
+                   config={"params": str(params), "overrides": dict(overrides or {})}, state_names=state_names)
     return EnvDescription(info, obs_space, spaces.Box(-1.0, 1.0, shape=(len(names),), dtype=np.float32))
 
 
@@ -115,11 +125,14 @@ class Ros2RobotEnv(RobotEnv):
         r = self.p.robot
         self.names, lim = list(r.joint_names), r.limits
         self.dt = 1.0 / r.control_hz
-        fk = None
-        if lim.workspace.low:
-            if not lim.workspace.mjcf:
-                raise EnvError(f"{path}: robot.limits.workspace needs an mjcf + site for forward kinematics")
+        e, fk = self.p.env, None
+        if lim.workspace.low and not lim.workspace.mjcf:
+            raise EnvError(f"{path}: robot.limits.workspace needs an mjcf + site for forward kinematics")
+        if lim.workspace.mjcf and (lim.workspace.low or e.include_tcp or e.action_mode == "ee_delta"):
             fk = MujocoFK.from_mjcf(lim.workspace.mjcf, lim.workspace.mjcf_joints or self.names, lim.workspace.site)
+        self.fk = fk
+        self._ee_box = (np.asarray(e.ee_target_low or lim.workspace.low or [-np.inf] * 3, float),
+                        np.asarray(e.ee_target_high or lim.workspace.high or [np.inf] * 3, float))
         self.safety = SafetyLayer(self.names, lim.joint_lower, lim.joint_upper, lim.max_velocity, self.dt, fk,
                                   lim.workspace.low, lim.workspace.high)
         self.has_gripper = bool(r.gripper.command_topic)
@@ -203,7 +216,9 @@ class Ros2RobotEnv(RobotEnv):
     def _observe(self) -> dict[str, np.ndarray]:
         r, st = self.p.robot, self.p.robot.staleness
         q, dq, g, stamp = self.cache.get(r.state_topic, st.state_s)
-        parts = [q] + ([dq] if self.p.env.include_velocity else []) + ([[g.sum()]] if r.gripper.joint_names else [])
+        e = self.p.env
+        parts = [q] + ([dq] if e.include_velocity else []) + ([self.fk(q)] if e.include_tcp else []) + \
+            ([[g.sum()]] if r.gripper.joint_names else [])
         if r.task_state_topic:
             parts.append(self.cache.get(r.task_state_topic, st.task_state_s))
         obs = {STATE_KEY: np.concatenate(parts).astype(np.float32)}
@@ -272,12 +287,16 @@ class Ros2RobotEnv(RobotEnv):
             return {k: np.zeros(s.shape, s.dtype) for k, s in self.observation_space.spaces.items()}
 
     def _to_joint_targets(self, action: np.ndarray):
-        n, spec = len(self.names), self.env_info.action_spec
+        n, spec, e = len(self.names), self.env_info.action_spec, self.p.env
         phys = spec.to_physical(action)
-        q_des = phys[:n] if self.p.env.action_mode == "joint_pos" else self._target + phys[:n]
+        if e.action_mode == "ee_delta":  # as the sim tasks: a TCP step from the measured pose, orientation held
+            target = np.clip(self.fk(self._q) + phys[:3], *self._ee_box)
+            q_des = self.fk.ik(self._q, target, e.ee_quat, e.ee_home_q or None)
+        else:
+            q_des = phys[:n] if e.action_mode == "joint_pos" else self._target + phys[:n]
         q_safe, rep = self.safety.filter(q_des, self._target, what=self.p.robot.command.topic)
         if self.has_gripper:
-            self._gripper = float(phys[n])
+            self._gripper = float(phys[-1])  # the gripper is the last action dimension
         return q_safe, rep
 
     def _publish(self, q_safe: np.ndarray) -> None:

@@ -88,8 +88,13 @@ def test_wrong_env_load_names_the_mismatch(lift_demos, tmp_path):
         load_policy(ckpt, env=make_env("sim/pick_place"))
     with pytest.raises(PolicyEnvMismatchError, match="action dim is 1, policy outputs 4"):
         load_policy(ckpt, env=make_env("dmc/cartpole-swingup"))
-    with pytest.warns(UserWarning, match="trained on env 'sim/lift', running it on 'sim/reach'"):
-        load_policy(ckpt, env=make_env("sim/reach"))  # same shapes, other task: allowed, but flagged
+    # same shapes, same action spec, other task: refused on the state layout, unless the user insists
+    with pytest.raises(PolicyEnvMismatchError, match=r"state\[18\] is 'target_x' in the env, 'cube_x' for the policy"):
+        load_policy(ckpt, env=make_env("sim/reach"))
+    with pytest.warns(UserWarning, match="trained on env 'sim/lift', running it on 'sim/reach' although state"):
+        load_policy(ckpt, env=make_env("sim/reach"), allow_env_mismatch=True)
+    with pytest.raises(PolicyEnvMismatchError, match=r"action scale differs: low .* is \[-0.01"):
+        load_policy(ckpt, env=make_env("sim/lift", max_delta=0.01))  # same env, another physical step
 
 
 def test_cli_train_then_eval(lift_demos, tmp_path, capsys):

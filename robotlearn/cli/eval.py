@@ -33,6 +33,9 @@ class EvalConfig:
     out: Optional[str] = None
     progress: bool = True
     residual: Optional[str] = None  # a finetune run folder: also eval base + residual, side by side (rl/evaluate.py)
+    # Run a checkpoint on an env whose action spec or state layout differs from its training env's (shapes
+    # must still fit). Off: such a checkpoint is refused, naming the first difference.
+    allow_env_mismatch: bool = False
 
 
 def checkpoint_env(ckpt: Path, cfg_env: dict | None) -> RobotEnv:
@@ -66,7 +69,8 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         raise ConfigError("eval needs policy=<checkpoint dir> (or checkpoint=<dir>)")
     ckpt = resolve_checkpoint(cfg.checkpoint)
     env = checkpoint_env(ckpt, cfg.env)
-    policy = load_policy(ckpt, env=env, device=None if cfg.device == "auto" else cfg.device)
+    policy = load_policy(ckpt, env=env, device=None if cfg.device == "auto" else cfg.device,
+                         allow_env_mismatch=cfg.allow_env_mismatch)
     if cfg.ddim_steps is not None:
         if not hasattr(policy, "num_inference_steps"):
             raise ConfigError(f"ddim_steps={cfg.ddim_steps}: {ckpt} is a {policy.kind} policy, not diffusion")

@@ -122,7 +122,7 @@ def run(cfg: TrainBCConfig) -> TrainResult:
     action_dim = int(ds.array(ACTION_KEY).shape[1])
     env = make_env_for(cfg.env, ds)
     if env is not None:  # fail before training, not after, if the data cannot drive this env
-        recorded = {"name": ds.env_info.name if ds.env_info else "?"}
+        recorded = env_info_dict(ds.env_info)
         check_env_compatible({"obs_shapes": obs_shapes, "action_dim": action_dim, "env": recorded}, env,
                              where=f"dataset {cfg.dataset}")
 

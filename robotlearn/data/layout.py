@@ -144,6 +144,7 @@ def schema_of(arrays: dict[str, np.ndarray | zarr.Array]) -> dict[str, dict[str,
 def env_info_to_dict(info: EnvInfo) -> dict[str, Any]:
     d = asdict(info)
     d["action_spec"] = {k: list(v) if isinstance(v, tuple) else v for k, v in d["action_spec"].items()}
+    d["state_names"] = list(info.state_names)
     return d
 
 
@@ -152,4 +153,5 @@ def env_info_from_dict(d: dict[str, Any] | None) -> EnvInfo | None:
         return None
     spec = {k: tuple(v) if isinstance(v, list) else v for k, v in d["action_spec"].items()}
     return EnvInfo(name=d["name"], control_hz=float(d["control_hz"]), horizon=int(d["horizon"]),
-                   action_spec=ActionSpec(**spec), config=dict(d.get("config") or {}))
+                   action_spec=ActionSpec(**spec), config=dict(d.get("config") or {}),
+                   state_names=tuple(d.get("state_names") or ()))

@@ -10,11 +10,12 @@ from robotlearn.envs.interface import (
     RobotEnv,
     image_keys,
     make_observation_space,
+    proprio_state_names,
 )
 from robotlearn.envs.registry import config_root, describe_env, env_config, list_envs, make_env, register_env
 
 __all__ = [
     "IMAGE_PREFIX", "STATE_KEY", "ActionSpec", "EnvDescription", "EnvError", "EnvInfo", "EpisodeDoneError",
-    "InvalidActionError", "RobotEnv", "image_keys", "make_observation_space", "config_root",
+    "InvalidActionError", "RobotEnv", "image_keys", "make_observation_space", "proprio_state_names", "config_root",
     "describe_env", "env_config", "list_envs", "make_env", "register_env",
 ]

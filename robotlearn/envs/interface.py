@@ -70,6 +70,19 @@ class EnvInfo:
     horizon: int
     action_spec: ActionSpec
     config: dict[str, Any] = field(default_factory=dict)  # kwargs that make_env(name, **config) accepts
+    # A name per `state` dimension, in order (() = not declared). Checkpoints and datasets record it, so a
+    # policy moves to another env only when the layouts match (`proprio_state_names` for robot state).
+    state_names: tuple[str, ...] = ()
+
+
+def proprio_state_names(n_joints: int, velocity: bool = True, tcp: bool = True, gripper: bool = True
+                        ) -> tuple[str, ...]:
+    """The state a robot driver can provide, in this order: joint positions q0.. (rad), velocities dq0..
+    (rad/s), TCP position tcp_x/y/z from forward kinematics (m, robot base frame), gripper width (m)."""
+    names = [f"q{i}" for i in range(n_joints)]
+    names += [f"dq{i}" for i in range(n_joints)] if velocity else []
+    names += ["tcp_x", "tcp_y", "tcp_z"] if tcp else []
+    return tuple(names + (["gripper_width"] if gripper else []))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -94,8 +95,45 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
-def check_env_compatible(config: dict[str, Any], env: RobotEnv, where: str = "checkpoint") -> None:
-    """Raise PolicyEnvMismatchError naming every observation key/shape or action-dim difference."""
+def env_difference(recorded: dict[str, Any] | None, info: EnvInfo, uses_state: bool = True) -> str | None:
+    """The first difference between the env a policy (or dataset) was made on and `info`, or None.
+
+    The evidence: the action spec (kind, dimension names, the physical values of -1 / +1) and, when the
+    policy reads `state`, the state layout (`EnvInfo.state_names`). Without a record there is nothing to
+    compare; a record without a layout is accepted only on the env it names.
+    """
+    recorded = recorded or {}
+    name = recorded.get("name", "?")
+    same_env = name in ("?", info.name)
+    spec = recorded.get("action_spec")
+    if spec is not None:
+        mine = info.action_spec
+        if spec.get("kind") != mine.kind:
+            return f"action kind is {mine.kind!r}, policy acts in {spec.get('kind')!r}"
+        if tuple(spec.get("names", ())) != tuple(mine.names):
+            return f"action dimensions are {list(mine.names)}, policy's are {list(spec.get('names', ()))}"
+        for what in ("low", "high"):
+            theirs, ours = np.asarray(spec.get(what, ()), float), np.asarray(getattr(mine, what), float)
+            if theirs.shape != ours.shape or not np.allclose(theirs, ours, rtol=1e-6, atol=1e-9):
+                return (f"action scale differs: {what} (the physical value of {'-1' if what == 'low' else '+1'}) is "
+                        f"{ours.tolist()}, policy's is {theirs.tolist()}")
+    elif not same_env:
+        return "the policy records no action spec to compare"
+    if uses_state:
+        theirs, ours = tuple(recorded.get("state_names") or ()), tuple(info.state_names)
+        if theirs and ours and theirs != ours:
+            i = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b), min(len(theirs), len(ours)))
+            at = lambda names: repr(names[i]) if i < len(names) else "nothing"  # noqa: E731
+            return f"state[{i}] is {at(ours)} in the env, {at(theirs)} for the policy (state layouts differ)"
+        if not (theirs and ours) and not same_env:
+            return "the state layout is not declared on both sides (EnvInfo.state_names), so it cannot be matched"
+    return None
+
+
+def check_env_compatible(config: dict[str, Any], env: RobotEnv, where: str = "checkpoint",
+                         allow_env_mismatch: bool = False) -> None:
+    """Raise PolicyEnvMismatchError naming every shape difference, then the first difference in the evidence
+    (`env_difference`); `allow_env_mismatch` waives the evidence (shapes must still fit) with a warning."""
     problems = []
     spaces = env.observation_space.spaces
     for key, shape in config["obs_shapes"].items():
@@ -111,19 +149,27 @@ def check_env_compatible(config: dict[str, Any], env: RobotEnv, where: str = "ch
         raise PolicyEnvMismatchError(
             f"{where} (trained on env {trained!r}) does not fit env {env.name!r}: " + "; ".join(problems)
         )
-    if trained not in ("?", env.name):  # same shapes, other task or backend (e.g. sim -> ROS 2): legal, but say so
-        warnings.warn(f"{where} was trained on env {trained!r}, running it on {env.name!r}", stacklevel=3)
+    diff = env_difference(config.get("env"), env.env_info, uses_state="state" in config["obs_shapes"])
+    if diff and not allow_env_mismatch:
+        raise PolicyEnvMismatchError(f"{where} (trained on env {trained!r}) does not fit env {env.name!r}: {diff} "
+                                     f"(allow_env_mismatch=true runs it anyway)")
+    if diff:
+        warnings.warn(f"{where} was trained on env {trained!r}, running it on {env.name!r} although {diff}",
+                      stacklevel=3)
 
 
-def load_policy(path: str | Path, env: RobotEnv | None = None, device: str | torch.device | None = None) -> ChunkedPolicy:
+def load_policy(path: str | Path, env: RobotEnv | None = None, device: str | torch.device | None = None,
+                allow_env_mismatch: bool = False) -> ChunkedPolicy:
     """Rebuild a policy from a checkpoint (no pickle), in eval mode on `device` (default: cuda if present).
 
-    With `env`, first checks that the env's observation keys/shapes and action dim match.
+    With `env`, first checks that it fits: observation keys/shapes and action dim, then the action spec and
+    state layout it was trained with (`check_env_compatible`; `allow_env_mismatch` waives the latter).
     """
     ckpt = resolve_checkpoint(path)
     config = read_config(ckpt)
     if env is not None:
-        check_env_compatible(config, env, where=f"policy checkpoint {str(ckpt)!r}")
+        check_env_compatible(config, env, where=f"policy checkpoint {str(ckpt)!r}",
+                             allow_env_mismatch=allow_env_mismatch)
     try:
         cfg = PolicyConfig.from_dict(config["policy"])
     except Exception as e:  # omegaconf raises several types; all mean "config from another code version"

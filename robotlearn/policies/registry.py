@@ -77,12 +77,13 @@ def _expert(env, *, seed: int, arg: str | None, noise: float | None = None) -> B
     return env.make_expert(noise=noise, seed=seed)
 
 
-def _checkpoint(env, *, seed: int, arg: str | None) -> BasePolicy:
+def _checkpoint(env, *, seed: int, arg: str | None, allow_env_mismatch: bool = False) -> BasePolicy:
     from robotlearn.policies.checkpoint import load_policy
 
-    return load_policy(str(arg), env=env)
+    return load_policy(str(arg), env=env, allow_env_mismatch=allow_env_mismatch)
 
 
 register_base("zero", _zero, doc="always 0: residual RL from scratch (RLPD-style)")
 register_base("expert", _expert, needs_env=True, doc="the sim task's scripted expert; expert:<noise>")
-register_base(CHECKPOINT, _checkpoint, doc="a train-bc checkpoint (BC or diffusion); give its path")
+register_base(CHECKPOINT, _checkpoint,
+              doc="a train-bc checkpoint (BC or diffusion); give its path. base_kwargs: allow_env_mismatch")

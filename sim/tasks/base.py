@@ -9,7 +9,10 @@ then runs `n_substeps` x 2 ms. The joint-level methods (`set_joint_targets`,
 serve this arm as a robot, bypassing the EE controller.
 
 State observation (float32): joint pos (7), joint vel (7), TCP pos (3),
-gripper width (1), then task features (`_task_features`).
+gripper width (1) (`proprio_state_names`: what a robot driver provides), then, with
+`obs="privileged"` (the default), the task features (`_task_features`: object and goal
+poses a real robot does not have). `obs="proprio"` leaves them out: objects are then
+seen only through the cameras, exactly as `Ros2RobotEnv` sees them.
 """
 from __future__ import annotations
 
@@ -21,16 +24,25 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from robotlearn.envs import IMAGE_PREFIX, STATE_KEY, ActionSpec, EnvInfo, RobotEnv, make_observation_space
+from robotlearn.envs import (
+    IMAGE_PREFIX,
+    STATE_KEY,
+    ActionSpec,
+    EnvInfo,
+    RobotEnv,
+    make_observation_space,
+    proprio_state_names,
+)
+from robotlearn.envs.kinematics import DOWN_QUAT, ik_step
 from sim.scene import PREFIX, Arena
 
 ARM_JOINTS = tuple(f"{PREFIX}joint{i}" for i in range(1, 8))
 # a comfortable start pose: TCP ~(0.45, 0, 0.25), fingers pointing down
 HOME_Q = np.array([0.0, -0.1848, 0.0, -2.4967, 0.0, 2.3119, 0.7854])
-DOWN_QUAT = np.array([0.0, 1.0, 0.0, 0.0])  # TCP frame: x forward, z down (world frame)
 WORKSPACE = np.array([[0.25, 0.75], [-0.35, 0.35], [0.012, 0.45]])  # TCP target box (m)
 MAX_WIDTH = 0.08  # fully open gripper width (m)
 CAMERAS = ("front", "side", "wrist")  # obs keys images/<name>
+OBS_MODES = ("privileged", "proprio")
 
 
 class PandaTaskEnv(RobotEnv):
@@ -39,7 +51,7 @@ class PandaTaskEnv(RobotEnv):
     task_name = "sim/base"
     reward_type = "sparse"  # 1.0 on success (which terminates), else 0.0
     default_horizon = 50
-    n_task_features = 0
+    task_feature_names: tuple[str, ...] = ()  # a name per `_task_features` value
 
     def __init__(
         self,
@@ -49,8 +61,12 @@ class PandaTaskEnv(RobotEnv):
         max_delta: float = 0.02,
         control_hz: float = 20.0,
         init_joint_noise: float = 0.02,
+        obs: str = "privileged",
     ) -> None:
         super().__init__()
+        if obs not in OBS_MODES:
+            raise ValueError(f"{self.task_name}: obs must be one of {OBS_MODES}, got {obs!r}")
+        self.obs_mode = obs
         arena = Arena(self.task_name.replace("/", "_"))
         self._build(arena)
         self.model = arena.compile()
@@ -75,13 +91,12 @@ class PandaTaskEnv(RobotEnv):
         self.joint_limits = m.jnt_range[jids].copy()  # (7, 2) rad
         self._finger_qadr = np.array([m.jnt_qposadr[m.joint(f"{PREFIX}finger_joint{i}").id] for i in (1, 2)])
         self._tcp = m.site(f"{PREFIX}tcp").id
-        self._jacp = np.zeros((3, m.nv))
-        self._jacr = np.zeros((3, m.nv))
         for cam in self.cameras:
             self.camera_id(cam)  # fail at construction on a typo
 
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
-        state_dim = 18 + self.n_task_features
+        state_names = proprio_state_names(7) + (self.task_feature_names if obs == "privileged" else ())
+        state_dim = len(state_names)
         self.observation_space = make_observation_space(
             state_dim, {c: (self.image_size, self.image_size) for c in self.cameras}
         )
@@ -99,7 +114,8 @@ class PandaTaskEnv(RobotEnv):
             ),
             config=dict(horizon=int(horizon or self.default_horizon), cameras=list(self.cameras),
                         image_size=self.image_size, max_delta=self.max_delta, control_hz=float(control_hz),
-                        init_joint_noise=self.init_joint_noise),
+                        init_joint_noise=self.init_joint_noise, obs=obs),
+            state_names=state_names,
         )
 
     # --- task hooks -------------------------------------------------------
@@ -150,9 +166,9 @@ class PandaTaskEnv(RobotEnv):
 
     def get_obs(self) -> dict[str, np.ndarray]:
         d = self.data
+        task = self._task_features() if self.obs_mode == "privileged" else ()
         state = np.concatenate([
-            d.qpos[self._qadr], d.qvel[self._dadr], d.site_xpos[self._tcp], [self.gripper_width],
-            self._task_features(),
+            d.qpos[self._qadr], d.qvel[self._dadr], d.site_xpos[self._tcp], [self.gripper_width], task,
         ]).astype(np.float32)
         obs = {STATE_KEY: state}
         for cam in self.cameras:
@@ -178,25 +194,8 @@ class PandaTaskEnv(RobotEnv):
     # --- EE controller ----------------------------------------------------
     def ik_joint_targets(self, tcp_target: np.ndarray, damping: float = 0.05, null_gain: float = 0.3):
         """One damped-least-squares step: joint targets moving the TCP to `tcp_target`, pointing down."""
-        m, d = self.model, self.data
-        mujoco.mj_jacSite(m, d, self._jacp, self._jacr, self._tcp)
-        J = np.vstack([self._jacp[:, self._dadr], self._jacr[:, self._dadr]])  # (6, 7)
-        quat = np.empty(4)
-        mujoco.mju_mat2Quat(quat, d.site_xmat[self._tcp])
-        rot_err = np.empty(3)
-        mujoco.mju_subQuat(rot_err, DOWN_QUAT, quat)  # in the TCP frame
-        rot_err = d.site_xmat[self._tcp].reshape(3, 3) @ rot_err  # -> world frame, like jacr
-        err = np.concatenate([tcp_target - d.site_xpos[self._tcp], rot_err])  # (6,)
-        # dq = J+ err + (I - J+ J) v with J+ = J^T A^-1, A = J J^T + damping^2 I
-        #    = J^T A^-1 (err - J v) + v; one 6x6 Cholesky solve (mju_*: no BLAS thread overhead)
-        q = d.qpos[self._qadr]
-        v = null_gain * (HOME_Q - q)  # (7,) pull towards the home posture in the null space
-        A = J @ J.T
-        A[np.diag_indices(6)] += damping**2
-        mujoco.mju_cholFactor(A, 0.0)
-        x = np.empty(6)
-        mujoco.mju_cholSolve(x, A, err - J @ v)
-        return q + J.T @ x + v
+        return ik_step(self.model, self.data, self._tcp, self._qadr, self._dadr, tcp_target, DOWN_QUAT, HOME_Q,
+                       damping, null_gain)
 
     def apply_action(self, action: np.ndarray) -> None:
         """Normalised [dx, dy, dz, gripper] -> IK joint targets + gripper command."""

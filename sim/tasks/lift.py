@@ -9,6 +9,7 @@ from sim.tasks.expert import ScriptedExpert
 
 CUBE_HALF = 0.02
 CUBE_BOX = np.array([[0.4, 0.6], [-0.15, 0.15]])  # xy spawn region (m)
+CUBE_FEATURES = ("cube_x", "cube_y", "cube_z", "cube_minus_tcp_x", "cube_minus_tcp_y", "cube_minus_tcp_z")
 
 
 def yaw_quat(yaw: float) -> np.ndarray:
@@ -45,7 +46,7 @@ class LiftEnv(CubeTaskMixin, PandaTaskEnv):
 
     task_name = "sim/lift"
     default_horizon = 100
-    n_task_features = 6
+    task_feature_names = CUBE_FEATURES
 
     def __init__(self, lift_height: float = 0.08, **kwargs) -> None:
         self.lift_height = float(lift_height)

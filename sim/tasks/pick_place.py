@@ -10,7 +10,7 @@ import numpy as np
 
 from sim.scene import TABLE_Z, WORLD_COLLISION
 from sim.tasks.base import PandaTaskEnv
-from sim.tasks.lift import CubeTaskMixin, GraspExpert
+from sim.tasks.lift import CUBE_FEATURES, CubeTaskMixin, GraspExpert
 
 BIN_Y = (0.22, -0.22)  # left, right
 BIN_X = (0.45, 0.55)  # each bin's x is drawn from this range
@@ -26,7 +26,7 @@ class PickPlaceEnv(CubeTaskMixin, PandaTaskEnv):
 
     task_name = "sim/pick_place"
     default_horizon = 150
-    n_task_features = 12
+    task_feature_names = CUBE_FEATURES + ("bin0_x", "bin0_y", "bin1_x", "bin1_y", "goal0", "goal1")
 
     def __init__(self, goal: str = "either", **kwargs) -> None:
         if goal not in ("either", "indicated"):

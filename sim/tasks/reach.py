@@ -14,7 +14,8 @@ class ReachEnv(PandaTaskEnv):
 
     task_name = "sim/reach"
     default_horizon = 50
-    n_task_features = 6
+    task_feature_names = ("target_x", "target_y", "target_z",
+                          "target_minus_tcp_x", "target_minus_tcp_y", "target_minus_tcp_z")
 
     def __init__(self, tolerance: float = 0.025, **kwargs) -> None:
         self.tolerance = float(tolerance)
