@@ -96,6 +96,7 @@ def _summary(out: Path, watcher: Watcher) -> dict:
     actor = watcher.last("actor") or {}
     return {"episodes": ds.n_episodes, "steps": ds.n_steps,
             "success_rate_first_half": rate(meta[:half]), "success_rate_second_half": rate(meta[half:]),
+            "success_rate_first_50": rate(meta[:50]), "success_rate_last_50": rate(meta[-50:]),
             "policy_versions": [meta[0]["policy_version"], meta[-1]["policy_version"]] if meta else [],
             "actor_steps_per_s": actor.get("steps_per_s"), "zarr": str(out / "learner" / "online.zarr"),
             "logs": [str(out / f"{n}.log") for n in ("robot", "actor", "learner")]}
