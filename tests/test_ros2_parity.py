@@ -6,6 +6,7 @@ trained in sim runs there unchanged.
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,21 +20,21 @@ from robotlearn.envs import make_env
 from robotlearn.policies.checkpoint import PolicyEnvMismatchError, load_policy
 
 REPO = Path(__file__).resolve().parents[1]
-# ROS_DOMAIN_IDs per module: robot 10-29 (+20, +21), transport 60-79, e2e 110-129, parity 140-159, bridge 200-219
+# ROS_DOMAIN_IDs per module: robot 10-29 (+20, +21), transport 60-79, e2e 110-129, parity 140-179, bridge 200-219
 DOMAIN = 140 + os.getpid() % 20
 TCP = slice(14, 17)  # tcp_x/y/z in the proprio state (proprio_state_names(7))
 
 
-@pytest.fixture(scope="module")
-def lift_robot(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("parity")
-    path = tmp / "panda_lift.yaml"
+@contextmanager
+def serve(tmp: Path, task: str, domain: int):
+    """The MuJoCo robot node serving `configs/ros2/panda_sim_<task>.yaml` in its own process, and the env on it."""
+    path = tmp / f"panda_{task}.yaml"
     path.write_text(yaml.safe_dump({
-        "extends": str(REPO / "configs/ros2/panda_sim_lift.yaml"),
+        "extends": str(REPO / f"configs/ros2/panda_sim_{task}.yaml"),
         "robot": {"staleness": {"state_s": 1.0, "camera_s": 1.0}},  # busy CI cores; the limits are tested elsewhere
-        "dds": {"domain_id": DOMAIN}}))
-    proc = start("mujoco_robot_node", ["--params", str(path)], DOMAIN, tmp / "node.log")
-    watcher, env = Watcher(DOMAIN), None
+        "dds": {"domain_id": domain}}))
+    proc = start("mujoco_robot_node", ["--params", str(path)], domain, tmp / f"{task}_node.log")
+    watcher, env = Watcher(domain), None
     try:
         wait_until(lambda: watcher.last("status"), 60, "robot node status", (proc,))
         env = Ros2RobotEnv(str(path))
@@ -43,7 +44,13 @@ def lift_robot(tmp_path_factory):
             env.close()
         watcher.close()
         stop(proc)
-        print((tmp / "node.log").read_text()[-3000:])
+        print((tmp / f"{task}_node.log").read_text()[-3000:])
+
+
+@pytest.fixture(scope="module")
+def lift_robot(tmp_path_factory):
+    with serve(tmp_path_factory.mktemp("parity"), "lift", DOMAIN) as served:
+        yield served
 
 
 def sim_state_at(sim, q, dq, width) -> np.ndarray:
@@ -57,20 +64,32 @@ def sim_state_at(sim, q, dq, width) -> np.ndarray:
     return sim.get_obs()["state"]
 
 
-def test_ros2_state_is_the_sim_proprio_state_for_the_same_joints(lift_robot):
-    env, _ = lift_robot
-    sim = make_env("sim/lift_proprio")
-    sim.reset(seed=0)
+def check_state_parity(env, sim_name: str, steps: int = 12) -> None:
+    sim = make_env(sim_name)
+    so, _ = sim.reset(seed=0)
     assert env.env_info.state_names == sim.env_info.state_names  # declared layouts, name by name
+    assert env.env_info.action_spec.kind == sim.env_info.action_spec.kind == "ee_delta_pos+gripper"
     obs, _ = env.reset()
     rng = np.random.default_rng(0)
-    for step in range(12):
+    for step in range(steps):
         s = obs["state"]
         expect = sim_state_at(sim, s[:7], s[7:14], s[17])
         np.testing.assert_allclose(s, expect, atol=1e-4, err_msg=f"step {step}")  # TCP by FK == sim's TCP site
-        assert obs["images/front"].dtype == np.uint8 and obs["images/front"].shape == (64, 64, 3)
+        img = obs["images/front"]
+        assert img.dtype == so["images/front"].dtype == np.uint8 and img.shape == so["images/front"].shape
         obs, *_ = env.step(rng.uniform(-0.6, 0.6, 4).astype(np.float32))
     sim.close()
+
+
+def test_ros2_state_is_the_sim_proprio_state_for_the_same_joints(lift_robot):
+    check_state_parity(lift_robot[0], "sim/lift_proprio")
+
+
+def test_another_manipulation_task_is_served_without_node_changes(tmp_path):
+    """sim/pick_place over ROS 2 from its YAML alone: the same parity, and its longer episode."""
+    with serve(tmp_path, "pick_place", DOMAIN + 20) as (env, _):
+        check_state_parity(env, "sim/pick_place_proprio", steps=5)
+        assert env.horizon == 150 and env.name == "ros2/panda_pick_place"
 
 
 def test_ee_delta_moves_the_robot_tcp_as_it_moves_the_sim_tcp(lift_robot):
