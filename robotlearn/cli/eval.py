@@ -94,9 +94,16 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
 def run_with_residual(cfg: EvalConfig, ckpt: Path, env: RobotEnv, policy) -> dict[str, Any]:
     """`residual=<finetune run>`: the frozen base and base + residual on the same seeds (RL engineer's hook)."""
     from robotlearn.rl.evaluate import compare, format_comparison, load_residual
+    from robotlearn.rl.features import FrozenImageEncoder
 
+    residual = load_residual(cfg.residual)
+    features = None
+    if residual.cfg.encoder == "base":  # the residual read image features: the encoder it was trained with
+        src = residual.cfg.encoder_checkpoint
+        features = FrozenImageEncoder(load_policy(src, device="cpu") if src else policy, src or str(ckpt))
     result = {"checkpoint": str(ckpt), "residual": cfg.residual,
-              **compare(env, policy, load_residual(cfg.residual), cfg.episodes, seed=cfg.seed, progress=cfg.progress)}
+              **compare(env, policy, residual, cfg.episodes, seed=cfg.seed, progress=cfg.progress,
+                        features=features)}
     out = Path(cfg.out) if cfg.out else Path(cfg.residual) / "eval"
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(result, indent=2))

@@ -100,10 +100,13 @@ def evaluate_run(cfg: FinetuneConfig, out: Path, episodes: list[dict]) -> dict[s
         plot_learning_curve,
     )
 
+    from robotlearn.runtime.assembly import image_encoder
+
     env = make_env(cfg.env)
     try:
         result = compare(env, make_base(cfg.base, env, seed=cfg.seed, **cfg.base_kwargs), load_residual(out),
-                         cfg.eval_episodes, seed=cfg.eval_seed, progress=cfg.learner.progress)
+                         cfg.eval_episodes, seed=cfg.eval_seed, progress=cfg.learner.progress,
+                         features=image_encoder(cfg))
     finally:
         env.close()
     (out / "eval.json").write_text(json.dumps(result, indent=2))

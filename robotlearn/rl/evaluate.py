@@ -13,8 +13,9 @@ import numpy as np
 import yaml
 from safetensors.numpy import load_file
 
-from robotlearn.envs.interface import STATE_KEY, RobotEnv
+from robotlearn.envs.interface import RobotEnv
 from robotlearn.policies.base import BasePolicy, ChunkStepper
+from robotlearn.rl.features import FrozenImageEncoder, rl_obs_state
 from robotlearn.rl.residual import ResidualConfig, ResidualPolicy
 
 
@@ -23,9 +24,10 @@ class BasePlusResidual:
 
     action_chunk_size = 1
 
-    def __init__(self, base: BasePolicy, residual: ResidualPolicy, n_action_steps: int | None = None) -> None:
+    def __init__(self, base: BasePolicy, residual: ResidualPolicy, n_action_steps: int | None = None,
+                 features: FrozenImageEncoder | None = None) -> None:
         self.stepper = ChunkStepper(base, n_action_steps)
-        self.residual = residual
+        self.residual, self.features = residual, features
         self.action_dim = base.action_dim
         self.residual_abs: list[float] = []
 
@@ -34,7 +36,7 @@ class BasePlusResidual:
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         base_action = self.stepper.next_action(obs)
-        action = self.residual.act(obs[STATE_KEY], base_action, mode="eval")
+        action = self.residual.act(rl_obs_state(obs, self.features), base_action, mode="eval")
         self.residual_abs.append(float(np.abs(action - base_action).mean()))
         return action[None]  # (1, A)
 
@@ -53,12 +55,12 @@ def load_residual(run_dir: str | Path) -> ResidualPolicy:
 
 
 def compare(env: RobotEnv, base: BasePolicy, residual: ResidualPolicy, episodes: int, seed: int = 100_000,
-            progress: bool = False) -> dict[str, Any]:
+            progress: bool = False, features: FrozenImageEncoder | None = None) -> dict[str, Any]:
     """Success of the frozen base and of base + residual on identical reset seeds."""
     from robotlearn.policies.rollout import evaluate
 
     base_res = evaluate(base, env, episodes, seed=seed, progress=progress)
-    agent = BasePlusResidual(base, residual)
+    agent = BasePlusResidual(base, residual, features=features)
     tuned = evaluate(agent, env, episodes, seed=seed, progress=progress)
     return {"env": env.name, "episodes": episodes, "seed": seed, "base": base_res.to_dict(),
             "base+residual": {**tuned.to_dict(), "residual_abs_mean": float(np.mean(agent.residual_abs or [0.0]))}}

@@ -72,9 +72,16 @@ class ResidualConfig:
     # losses). bf16 roughly doubles matmul throughput on GPUs and on CPUs with AVX512-BF16/AMX; actors
     # always run fp32.
     precision: str = "fp32"
+    # What the actor and critics read besides `state`: "none" (state only), or "base": the frozen image encoder
+    # of a BC/diffusion checkpoint, run on the actor once per step; its features travel in the episode and the
+    # learner trains on [state, features] (robotlearn/rl/features.py). For envs whose state lacks the object.
+    encoder: str = "none"
+    encoder_checkpoint: str = ""  # encoder=base: the checkpoint whose encoder to use ("" = the base's own)
 
     def __post_init__(self) -> None:
         """Reject bad values where the config is made, so learner and actor processes both fail at start."""
+        if self.encoder not in ("none", "base"):
+            raise ValueError(f"rl.encoder must be 'none' or 'base', got {self.encoder!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"rl.precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if not 0.0 <= self.explore_corr < 1.0:

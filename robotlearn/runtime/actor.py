@@ -23,6 +23,7 @@ from robotlearn.envs.interface import (
     RobotEnv,
 )
 from robotlearn.policies.base import BasePolicy, ChunkStepper
+from robotlearn.rl.features import FEATURES_KEY, FrozenImageEncoder, rl_state
 from robotlearn.rl.residual import ResidualConfig, ResidualPolicy
 from robotlearn.runtime.messages import Episode, decode_weights
 from robotlearn.runtime.transport import ActorTransport
@@ -55,10 +56,13 @@ class EpisodeRecorder:
     def __init__(self) -> None:
         self.steps: dict[str, list] = {}
 
-    def add(self, obs: dict[str, np.ndarray], action, base_action, reward: float, is_intervention: bool) -> None:
+    def add(self, obs: dict[str, np.ndarray], action, base_action, reward: float, is_intervention: bool,
+            features: np.ndarray | None = None) -> None:
         row = {k: v for k, v in obs.items() if k == STATE_KEY or k.startswith(IMAGE_PREFIX)}
         row.update(action=action, base_action=base_action, reward=np.float32(reward),
                    is_intervention=np.bool_(is_intervention))
+        if features is not None:
+            row[FEATURES_KEY] = features
         for k, v in row.items():
             self.steps.setdefault(k, []).append(np.asarray(v))
 
@@ -75,9 +79,10 @@ class Actor:
     Kept as a class so a benchmark can drive exactly this code in lock-step with a learner.
     """
 
-    def __init__(self, env: RobotEnv, base: BasePolicy, rl: ResidualConfig, cfg: ActorConfig) -> None:
-        self.env, self.cfg = env, cfg
-        state_dim = int(env.observation_space[STATE_KEY].shape[0])
+    def __init__(self, env: RobotEnv, base: BasePolicy, rl: ResidualConfig, cfg: ActorConfig,
+                 features: FrozenImageEncoder | None = None) -> None:
+        self.env, self.cfg, self.features = env, cfg, features
+        state_dim = int(env.observation_space[STATE_KEY].shape[0]) + (features.dim if features else 0)
         self.policy = ResidualPolicy(state_dim, int(env.action_space.shape[0]), rl, seed=cfg.seed)
         self.stepper = ChunkStepper(base, cfg.n_action_steps or None)
         self.warmup = rl.warmup_env_steps
@@ -101,10 +106,11 @@ class Actor:
         """One control step; returns the encoded episode when this step ended it (then resets)."""
         base_action = self.stepper.next_action(self.obs)  # (A,)
         mode = "warmup" if self.steps < self.warmup else "train"
-        action = self.policy.act(self.obs[STATE_KEY], base_action, mode)
+        feats = None if self.features is None else self.features(self.obs)  # once per step, logged with it
+        action = self.policy.act(rl_state(self.obs[STATE_KEY], feats), base_action, mode)
         next_obs, reward, terminated, truncated, info = self.env.step(action)
         executed = np.asarray(info.get(INFO_INTERVENTION_ACTION, action), np.float32)  # a human took over
-        self.rec.add(self.obs, executed, base_action, reward, info.get(INFO_INTERVENTION, False))
+        self.rec.add(self.obs, executed, base_action, reward, info.get(INFO_INTERVENTION, False), feats)
         self.obs = next_obs
         self.steps += 1
         if not (terminated or truncated):
@@ -126,7 +132,8 @@ class Actor:
 
 
 def run_actor(transport: ActorTransport, env: RobotEnv, base: BasePolicy, rl: ResidualConfig,
-              cfg: ActorConfig | None = None, stop: StopFlag | None = None) -> dict[str, Any]:
+              cfg: ActorConfig | None = None, stop: StopFlag | None = None,
+              features: FrozenImageEncoder | None = None) -> dict[str, Any]:
     """Act until `stop` is set or `cfg.max_env_steps` is reached; returns final stats.
 
     Each finished episode goes out as one encoded `messages.Episode`. A partial
@@ -134,7 +141,7 @@ def run_actor(transport: ActorTransport, env: RobotEnv, base: BasePolicy, rl: Re
     paced again here.
     """
     cfg = cfg or ActorConfig()
-    actor = Actor(env, base, rl, cfg)
+    actor = Actor(env, base, rl, cfg, features)
     hz = 0.0 if env.paces_itself else env.control_hz if cfg.pace_hz < 0 else cfg.pace_hz
     period = 1.0 / hz if hz > 0 else 0.0
     last_beat, next_tick = time.time(), time.perf_counter()

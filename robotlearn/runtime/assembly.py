@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 from robotlearn.envs import EnvDescription, EnvError, RobotEnv, describe_env, make_env
 from robotlearn.policies.base import BasePolicy
-from robotlearn.policies.registry import base_entry, make_base
+from robotlearn.policies.registry import CHECKPOINT, base_entry, make_base, parse_base
+from robotlearn.rl.features import FrozenImageEncoder
 from robotlearn.rl.residual import ResidualConfig
 from robotlearn.runtime.actor import ActorConfig, StopFlag, _should_stop, run_actor
 from robotlearn.runtime.learner import LearnerConfig, run_learner
@@ -39,19 +40,36 @@ def actor_seed(spec: RunSpec, index: int, restart: int = 0) -> int:
     return spec.seed + 1000 * index + 100_000 * restart
 
 
+def image_encoder(spec: RunSpec) -> FrozenImageEncoder | None:
+    """The frozen image encoder the residual reads with rl.encoder=base (None with rl.encoder=none)."""
+    if spec.rl.encoder == "none":
+        return None
+    source = spec.rl.encoder_checkpoint
+    if not source:
+        name, arg = parse_base(spec.base)
+        if name != CHECKPOINT:
+            raise ValueError(f"rl.encoder=base with base={spec.base!r}: that base has no image encoder; "
+                             f"name a checkpoint with rl.encoder_checkpoint=<path>")
+        source = arg
+    from robotlearn.policies.checkpoint import load_policy
+
+    return FrozenImageEncoder(load_policy(source, device="cpu"), source)
+
+
 @dataclass
 class ActorParts:
     env: RobotEnv
     base: BasePolicy
     rl: ResidualConfig
     cfg: ActorConfig
+    features: FrozenImageEncoder | None = None
 
     def run(self, transport: ActorTransport, stop: StopFlag | None = None) -> dict[str, Any]:
         """`run_actor` until stopped or its budget is spent; closes the transport and the env."""
         try:
             while True:
                 try:
-                    return run_actor(transport, self.env, self.base, self.rl, self.cfg, stop)
+                    return run_actor(transport, self.env, self.base, self.rl, self.cfg, stop, self.features)
                 except EnvError as e:  # stale topic, refused reset (e-stop), robot restarting
                     if not self.cfg.retry_on_env_error or _should_stop(stop):
                         raise
@@ -76,6 +94,9 @@ def build_actor(spec: RunSpec, index: int = 0, restart: int = 0) -> ActorParts:
     env = make_env(spec.env)
     try:
         base = make_base(spec.base, env, seed=seed, **spec.base_kwargs)
+        features = image_encoder(spec)
+        if features:
+            features.check_shapes({k: s.shape for k, s in env.observation_space.spaces.items()}, f"env {env.name}")
     except BaseException:
         env.close()
         raise
@@ -84,7 +105,7 @@ def build_actor(spec: RunSpec, index: int = 0, restart: int = 0) -> ActorParts:
         budget = -(-spec.learner.max_env_steps // spec.runtime.num_actors)
     cfg = dataclasses.replace(spec.actor, actor_id=actor_name(spec, index), seed=seed, max_env_steps=budget)
     rl = spec.rl if restart == 0 else dataclasses.replace(spec.rl, warmup_env_steps=0)
-    return ActorParts(env, base, rl, cfg)
+    return ActorParts(env, base, rl, cfg, features)
 
 
 @dataclass
@@ -94,12 +115,13 @@ class LearnerParts:
     rl: ResidualConfig
     cfg: LearnerConfig
     demos: str | None
+    features: FrozenImageEncoder | None = None
 
     def run(self, transport: LearnerTransport, stop: StopFlag | None = None,
             on_metrics: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         try:
             return run_learner(transport, self.rl, self.cfg, self.env.env_info, self.env.observation_space,
-                               self.demos, self.base, stop, on_metrics)
+                               self.demos, self.base, stop, on_metrics, self.features)
         finally:
             transport.close()
 
@@ -113,7 +135,8 @@ def build_learner(spec: RunSpec) -> LearnerParts:
     base = None
     if spec.demos and not base_entry(spec.base).needs_env:
         base = make_base(spec.base, env, seed=spec.seed, **spec.base_kwargs)
-    return LearnerParts(env, base, spec.rl, dataclasses.replace(spec.learner, seed=spec.seed), spec.demos)
+    return LearnerParts(env, base, spec.rl, dataclasses.replace(spec.learner, seed=spec.seed), spec.demos,
+                        image_encoder(spec))
 
 
 def check_base(spec: RunSpec) -> None:

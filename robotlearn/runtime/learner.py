@@ -24,9 +24,10 @@ from robotlearn.atomic_dir import atomic_dir, recover_dir
 from robotlearn.envs.interface import STATE_KEY, EnvInfo
 from robotlearn.policies.base import BasePolicy
 from robotlearn.rl.bases import relabel_base_actions
+from robotlearn.rl.features import FEATURES_KEY, FrozenImageEncoder, rl_state
 from robotlearn.rl.residual import ResidualConfig, ResidualLearner
 from robotlearn.runtime.actor import StopFlag, _should_stop
-from robotlearn.runtime.messages import EPISODE_ARRAYS, Episode, encode_weights
+from robotlearn.runtime.messages import EPISODE_ARRAYS, Episode, MessageError, encode_weights
 from robotlearn.runtime.transport import LearnerTransport
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,12 @@ class Learner:
     """One learner: residual networks + demo/online buffers + zarr log + publishing."""
 
     def __init__(self, transport: LearnerTransport | None, rl: ResidualConfig, cfg: LearnerConfig,
-                 env_info: EnvInfo, obs_space, demos: str | None = None, base: BasePolicy | None = None) -> None:
+                 env_info: EnvInfo, obs_space, demos: str | None = None, base: BasePolicy | None = None,
+                 features: FrozenImageEncoder | None = None) -> None:
         """`base` relabels the demos' base actions; None keeps their recorded action (a base that needs
-        the live env, such as a scripted sim expert, cannot be replayed over stored demos)."""
+        the live env, such as a scripted sim expert, cannot be replayed over stored demos). `features`
+        (rl.encoder=base): episodes carry the actor's image features and the networks read [state, features];
+        demos get theirs from this encoder over their frames."""
         from robotlearn.data import (
             EpisodeDataset,
             EpisodeWriter,
@@ -70,7 +74,10 @@ class Learner:
         self.out = Path(cfg.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.rng = np.random.default_rng(cfg.seed)
-        state_dim = int(obs_space[STATE_KEY].shape[0])
+        self.features = features
+        if features:
+            features.check_shapes({k: sp.shape for k, sp in obs_space.spaces.items()}, f"env {env_info.name}")
+        state_dim = int(obs_space[STATE_KEY].shape[0]) + (features.dim if features else 0)
         action_dim = int(len(env_info.action_spec.names))
         ckpt = recover_dir(self.out / "checkpoint")  # finish a swap a crash interrupted
         if cfg.resume and (ckpt / "learner.yaml").exists():
@@ -109,12 +116,13 @@ class Learner:
         self.episodes: list[dict[str, Any]] = []  # (env_steps, success, return, version) per episode, for curves
         if cfg.resume and log_path.exists():
             ds = EpisodeDataset(log_path)
-            data = ds.load(list(EPISODE_ARRAYS))  # one read of the whole log, then sliced per episode
+            # one read of the whole log (features, not frames, with rl.encoder=base), then sliced per episode
+            data = ds.load(list(EPISODE_ARRAYS) + ([FEATURES_KEY] if features else []))
             term, succ, ver = (ds.meta_array(k) for k in ("terminated", "success", "policy_version"))
             start = 0
             for i, end in enumerate(ds.episode_ends):
                 ep = {k: v[start:end] for k, v in data.items()}
-                self.online_buffer.add_episode(ep, terminated=bool(term[i]))
+                self.online_buffer.add_episode(self._for_buffer(ep), terminated=bool(term[i]))
                 self._record(int(end - start), bool(succ[i]), float(ep["reward"].sum()), int(ver[i]))
                 start = int(end)
             # actors may have seen versions newer than the checkpoint: continue above all of them
@@ -122,8 +130,11 @@ class Learner:
             self.learner.version = seen + 1 if self.episodes else self.learner.version
         elif log_path.exists():
             raise FileExistsError(f"{log_path} exists and resume=false; pick a new out_dir or resume")
+        extras = {"base_action": ((action_dim,), EPISODE_ARRAYS["base_action"][0])}
+        if features:
+            extras[FEATURES_KEY] = ((features.dim,), np.float32)
         self.writer = EpisodeWriter(log_path, env_info=env_info, obs_space=obs_space, action_dim=action_dim,
-                                    extras={"base_action": ((action_dim,), EPISODE_ARRAYS["base_action"][0])})
+                                    extras=extras)
         self.episode_log = EpisodeLogThread(self.writer)
         self.learner.env_steps = sum(e["length"] for e in self.episodes)
         self.recent: deque[float] = deque(maxlen=20)
@@ -140,6 +151,8 @@ class Learner:
             log.warning("no replayable base for the demos: their base_action is the recorded demo action")
         buf = TransitionBuffer(keys, n_step=self.rl.n_step, gamma=self.rl.gamma, capacity=max(ds.n_steps, 1))
         read = [k for k in ds.keys if k in ("state", "action", "reward") or k.startswith("images/")]
+        if self.features:
+            self.features.check_shapes({k: ds.array(k).shape[1:] for k in read}, f"demo dataset {ds.path}")
         terminated = ds.meta_array("terminated")
         episodes = range(ds.n_episodes)
         if self.cfg.demo_success_only:
@@ -151,11 +164,18 @@ class Learner:
         for i in episodes:
             ep = ds.get_episode(i, keys=read)
             ep["base_action"] = ep["action"].astype(np.float32) if base is None else relabel_base_actions(ep, base)
-            buf.add_episode({k: ep[k] for k in [*keys, "reward"]}, terminated=bool(terminated[i]))
+            if self.features:
+                ep[FEATURES_KEY] = self.features.batch(ep)
+            buf.add_episode(self._for_buffer(ep), terminated=bool(terminated[i]))
         if self.learner.num_updates == 0:  # fix the state normaliser from demo statistics
             states = buf._store["state"][: buf.n_added_steps]
             self.learner.set_state_normalizer(states.mean(0), states.std(0))
         return buf
+
+    def _for_buffer(self, ep: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """An episode's arrays as the networks read them: state = [state, features] with rl.encoder=base."""
+        return {"state": rl_state(ep["state"], ep[FEATURES_KEY] if self.features else None),
+                "action": ep["action"], "base_action": ep["base_action"], "reward": ep["reward"]}
 
     def _record(self, length: int, success: bool, ret: float, version: int) -> None:
         steps = (self.episodes[-1]["env_steps"] if self.episodes else 0) + length
@@ -168,6 +188,10 @@ class Learner:
         for p in payloads:
             try:
                 ep = Episode.decode(p)
+                if (FEATURES_KEY in ep.arrays) != bool(self.features):
+                    raise MessageError(f"episode from {ep.actor_id or '?'} {'lacks' if self.features else 'has'} "
+                                       f"image features, and this learner runs rl.encoder="
+                                       f"{'base' if self.features else 'none'}")
                 self.writer.check_episode(ep.arrays)  # schema errors drop the message here, not in the log thread
             except Exception as e:  # noqa: BLE001 - any bad message is dropped and counted; the loop goes on
                 self.rejected += 1
@@ -175,7 +199,7 @@ class Learner:
                 continue
             self.episode_log.put(ep.arrays, success=ep.success, source="policy", policy_version=ep.policy_version,
                                  terminated=ep.terminated)
-            self.online_buffer.add_episode(ep.arrays, terminated=ep.terminated)
+            self.online_buffer.add_episode(self._for_buffer(ep.arrays), terminated=ep.terminated)
             self.learner.env_steps += len(ep)
             self._record(len(ep), ep.success, float(ep.arrays["reward"].sum()), ep.policy_version)
             self.recent.append(float(ep.success))
@@ -307,13 +331,14 @@ def _to_learner_batch(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def run_learner(transport: LearnerTransport, rl: ResidualConfig, cfg: LearnerConfig, env_info: EnvInfo, obs_space,
                 demos: str | None = None, base: BasePolicy | None = None, stop: StopFlag | None = None,
-                on_metrics: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                on_metrics: Callable[[dict[str, Any]], None] | None = None,
+                features: FrozenImageEncoder | None = None) -> dict[str, Any]:
     """Run until stop / max_env_steps / max_updates. Returns summary stats and the per-episode history.
 
-    `base` relabels the demos (needed when `demos` is given); `on_metrics` gets the
-    logged scalars each `log_every` updates (benchmarks, UIs).
+    `base` relabels the demos; `features` is the frozen image encoder with rl.encoder=base;
+    `on_metrics` gets the logged scalars each `log_every` updates (benchmarks, UIs).
     """
-    L = Learner(transport, rl, cfg, env_info, obs_space, demos, base)
+    L = Learner(transport, rl, cfg, env_info, obs_space, demos, base, features)
     tb = None
     if cfg.tensorboard:
         from torch.utils.tensorboard import SummaryWriter

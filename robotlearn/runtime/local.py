@@ -50,9 +50,11 @@ def spawn_learner(ctx, transport: LocalLearnerTransport, spec: RunSpec, stop):
 def local_transports(spec: RunSpec, ctx) -> tuple[LocalLearnerTransport, list[LocalActorTransport]]:
     """The learner's and each actor's transport, the weights slot sized for this run's networks."""
     from robotlearn.envs import describe_env
+    from robotlearn.runtime.assembly import image_encoder
 
-    env = describe_env(spec.env)
-    capacity = weights_capacity_for(env.observation_space["state"].shape[0], env.action_space.shape[0], spec.rl)
+    env, features = describe_env(spec.env), image_encoder(spec)
+    state_dim = env.observation_space["state"].shape[0] + (features.dim if features else 0)
+    capacity = weights_capacity_for(state_dim, env.action_space.shape[0], spec.rl)
     return make_local_transports(spec.runtime.num_actors, ctx, capacity)
 
 

@@ -37,6 +37,10 @@ EPISODE_ARRAYS: dict[str, tuple[type, int]] = {
     "reward": (np.float32, 0),  # (T,)
     "is_intervention": (np.bool_, 0),  # (T,) a human's action replaced the policy's
 }
+# Arrays an episode may carry besides EPISODE_ARRAYS and images/<camera> (uint8 (T, H, W, 3)).
+OPTIONAL_ARRAYS: dict[str, tuple[type, int]] = {
+    "features": (np.float32, 1),  # (T, F) frozen image features the residual read (rl.encoder=base)
+}
 
 
 class MessageError(ValueError):
@@ -107,12 +111,13 @@ class Episode:
         missing = [k for k in EPISODE_ARRAYS if k not in self.arrays]
         if missing:
             raise MessageError(f"episode from {who} lacks {missing}")
-        extra = [k for k in self.arrays if k not in EPISODE_ARRAYS and not k.startswith(IMAGE_PREFIX)]
+        extra = [k for k in self.arrays
+                 if k not in EPISODE_ARRAYS and k not in OPTIONAL_ARRAYS and not k.startswith(IMAGE_PREFIX)]
         if extra:
             raise MessageError(f"episode from {who} has undeclared arrays {extra}")
         T = len(self.arrays["reward"])
         for k, v in self.arrays.items():
-            dtype, rank = EPISODE_ARRAYS.get(k, (np.uint8, 3))
+            dtype, rank = EPISODE_ARRAYS.get(k) or OPTIONAL_ARRAYS.get(k) or (np.uint8, 3)
             if v.dtype != dtype or v.ndim != rank + 1 or len(v) != T:
                 raise MessageError(f"episode from {who}: {k} is {v.dtype}{list(v.shape)}, expected {np.dtype(dtype)} "
                                    f"with {rank + 1} dims and {T} rows")
@@ -121,8 +126,9 @@ class Episode:
         if self.arrays["action"].shape != self.arrays["base_action"].shape:
             raise MessageError(f"episode from {who}: action {self.arrays['action'].shape} and base_action "
                                f"{self.arrays['base_action'].shape} differ")
-        if not all(np.all(np.isfinite(self.arrays[k])) for k in (STATE_KEY, "action", "base_action", "reward")):
-            raise MessageError(f"episode from {who} has non-finite state/action/reward values")
+        finite = [STATE_KEY, "action", "base_action", "reward", *[k for k in OPTIONAL_ARRAYS if k in self.arrays]]
+        if not all(np.all(np.isfinite(self.arrays[k])) for k in finite):
+            raise MessageError(f"episode from {who} has non-finite {'/'.join(finite)} values")
         return self
 
     def encode(self) -> bytes:
