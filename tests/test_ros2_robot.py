@@ -135,6 +135,40 @@ def test_estop_latches_on_robot_and_env_until_released(robot):
     assert not term and "estop" not in info
 
 
+def test_teleop_recording_stores_what_the_human_made_the_robot_do(robot):
+    """`collect teleop=true`: no policy, every step is the human's executed action (not the policy's zero)."""
+    from robotlearn.cli.collect import CollectConfig, collect
+    from robotlearn.data import EpisodeDataset
+
+    _, _, helper, _, tmp = robot
+    pub = helper.node.create_publisher(Float64MultiArray, "/teleop/action", RELIABLE_QOS)
+    human = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, -1.0]
+    done = threading.Event()
+
+    def teleop():
+        while not done.is_set():
+            pub.publish(Float64MultiArray(data=human))
+            time.sleep(0.02)
+
+    th = threading.Thread(target=teleop, daemon=True)
+    th.start()
+    env_cfg = {"_target_": "hw_drivers.ros2_env.Ros2RobotEnv", "params": str(tmp / "panda_cam.yaml"),
+               "overrides": {"dds.domain_id": DOMAIN}}
+    try:
+        time.sleep(0.3)
+        r = collect(CollectConfig(env=env_cfg, teleop=True, episodes=1, out=str(tmp / "teleop.zarr"), progress=False))
+    finally:
+        done.set()
+        th.join()
+    assert r["episodes"] == 1
+    ds = EpisodeDataset(tmp / "teleop.zarr")
+    ep = ds.get_episode(0)
+    assert ep["is_intervention"].all()
+    np.testing.assert_allclose(ep["action"], np.tile(human, (len(ep["action"]), 1)), atol=1e-6)
+    assert ep["state"][-1, 6] > ep["state"][0, 6] + 0.05  # joint 7 followed the human
+    assert ds.episode_meta(0)["source"] == "human"
+
+
 def test_human_intervention_overrides_the_policy(robot):
     env, helper = robot[0], robot[2]
     pub = helper.node.create_publisher(Float64MultiArray, "/teleop/action", RELIABLE_QOS)

@@ -1,7 +1,9 @@
-"""`robotlearn collect env=sim/lift episodes=50 noise=0.2 seed=0 out=data/lift.zarr [policy=<ckpt>]`.
+"""`robotlearn collect env=sim/lift episodes=50 noise=0.2 seed=0 out=data/lift.zarr [policy=<ckpt> | teleop=true]`.
 
-Runs the env's scripted expert (or a policy checkpoint) and records every step
-into a zarr dataset. Each finished episode is committed on its own, so Ctrl-C or
+Runs the env's scripted expert (or a policy checkpoint, or nothing: `teleop=true`
+records a human driving the robot through the env's intervention input) and records
+every step into a zarr dataset, with the action the env executed (a human's, where
+one took over). Each finished episode is committed on its own, so Ctrl-C or
 a crash loses at most the episode in progress, and re-running the same command
 appends until `episodes` committed episodes exist.
 """
@@ -17,8 +19,8 @@ from tqdm import tqdm
 from robotlearn.cli.config import ConfigError, load
 from robotlearn.data import EpisodeDataset, EpisodeWriter
 from robotlearn.envs import make_env
-from robotlearn.envs.interface import RobotEnv
-from robotlearn.policies.base import BasePolicy, ChunkStepper
+from robotlearn.envs.interface import INFO_INTERVENTION, INFO_INTERVENTION_ACTION, INFO_SUCCESS, RobotEnv
+from robotlearn.policies.base import BasePolicy, ChunkStepper, ZeroPolicy
 
 
 @dataclass
@@ -29,6 +31,9 @@ class CollectConfig:
     seed: int = 0
     out: str = "data/lift.zarr"
     checkpoint: Optional[str] = None
+    # Pure teleop recording: no policy acts (a zero action: the robot holds still) and every step records
+    # what the human's intervention made the robot do. Needs an env with an intervention input (ROS 2).
+    teleop: bool = False
     source: Optional[str] = None
     only_success: bool = False
     max_attempts: Optional[int] = None
@@ -38,6 +43,10 @@ class CollectConfig:
 
 
 def make_actor(cfg: CollectConfig, env: RobotEnv, seed: int) -> tuple[BasePolicy, str]:
+    if cfg.teleop and cfg.checkpoint:
+        raise ConfigError("collect: teleop=true records a human only; drop policy=<checkpoint> (or teleop)")
+    if cfg.teleop:
+        return ZeroPolicy(int(env.action_space.shape[0])), "human"
     if cfg.checkpoint:
         from robotlearn.policies.checkpoint import load_policy
 
@@ -63,10 +72,11 @@ def run_episode(env: RobotEnv, stepper: ChunkStepper, writer: EpisodeWriter, see
     stepper.reset()
     success, done, terminated = bool(info.get("success")), False, False
     while not done:
-        action = np.clip(stepper.next_action(obs), -1.0, 1.0)  # record what the env executes
+        action = np.clip(stepper.next_action(obs), -1.0, 1.0)
         next_obs, reward, terminated, truncated, info = env.step(action)
-        writer.add_step(obs, action, reward, is_intervention=bool(info.get("is_intervention", False)))
-        success = success or bool(info.get("success"))
+        executed = info.get(INFO_INTERVENTION_ACTION, action)  # record what the env executed: a human's, if any
+        writer.add_step(obs, executed, reward, is_intervention=bool(info.get(INFO_INTERVENTION, False)))
+        success = success or bool(info.get(INFO_SUCCESS))
         obs, done = next_obs, terminated or truncated
     return success, terminated
 
