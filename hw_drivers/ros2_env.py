@@ -136,6 +136,7 @@ class Ros2RobotEnv(RobotEnv):
         self.safety = SafetyLayer(self.names, lim.joint_lower, lim.joint_upper, lim.max_velocity, self.dt, fk,
                                   lim.workspace.low, lim.workspace.high)
         self.has_gripper = bool(r.gripper.command_topic)
+        self.accepts_interventions = r.intervention.msg_type != "none"
         d = describe_params(self.p, path.stem, params, overrides, horizon)
         self.env_info, self.observation_space, self.action_space = d.env_info, d.observation_space, d.action_space
         if r.intervention.msg_type == "joy" and len(r.intervention.axes) != self.action_space.shape[0]:

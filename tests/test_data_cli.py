@@ -28,6 +28,19 @@ def test_collect_resumes_and_records_env(tmp_path, capsys):
     np.testing.assert_allclose(obs["state"], ds.get_episode(0)["state"][0], atol=1e-6)
 
 
+def test_collect_without_anything_to_drive_the_env_is_a_one_line_error(tmp_path, capsys):
+    import pytest
+
+    for args, why in ((["env=sim/reach", "teleop=true"], "has no teleop input"),
+                      (["env=sim/reach", "teleop=true", "policy=/no/ckpt"], "teleop=true records a human only"),
+                      (["env=gym/Pendulum-v1"], "or teleop=true to record a human")):
+        with pytest.raises(SystemExit) as e:
+            cli(["collect", *args, f"out={tmp_path / 'x.zarr'}", "progress=false"])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and why in err and "Traceback" not in err, err
+    assert not (tmp_path / "x.zarr").exists()
+
+
 def test_dataset_info_validate_view(tmp_path, capsys):
     out = tmp_path / "cam.zarr"
     assert cli(["collect", "env=sim/lift", "episodes=2", "env.cameras=[front]", "env.image_size=32",

@@ -16,11 +16,12 @@ from typing import Any, Optional
 import numpy as np
 from tqdm import tqdm
 
-from robotlearn.cli.config import ConfigError, load
+from robotlearn.cli.config import ConfigError, fail, load
 from robotlearn.data import EpisodeDataset, EpisodeWriter
 from robotlearn.envs import make_env
 from robotlearn.envs.interface import INFO_INTERVENTION, INFO_INTERVENTION_ACTION, INFO_SUCCESS, RobotEnv
 from robotlearn.policies.base import BasePolicy, ChunkStepper, ZeroPolicy
+from robotlearn.policies.checkpoint import CheckpointError
 
 
 @dataclass
@@ -46,13 +47,17 @@ def make_actor(cfg: CollectConfig, env: RobotEnv, seed: int) -> tuple[BasePolicy
     if cfg.teleop and cfg.checkpoint:
         raise ConfigError("collect: teleop=true records a human only; drop policy=<checkpoint> (or teleop)")
     if cfg.teleop:
+        if not env.accepts_interventions:
+            raise ConfigError(f"collect teleop=true: env {env.name!r} has no teleop input (a ROS 2 robot with "
+                              f"robot.intervention set has one); nothing would drive it")
         return ZeroPolicy(int(env.action_space.shape[0])), "human"
     if cfg.checkpoint:
         from robotlearn.policies.checkpoint import load_policy
 
         return load_policy(cfg.checkpoint, env=env, device=None if cfg.device == "auto" else cfg.device), "policy"
     if not hasattr(env, "make_expert"):
-        raise ConfigError(f"env {env.name!r} has no scripted expert (make_expert); pass policy=<checkpoint>")
+        raise ConfigError(f"env {env.name!r} has no scripted expert (make_expert); pass policy=<checkpoint>, "
+                          f"or teleop=true to record a human")
     return env.make_expert(noise=cfg.noise, seed=seed), "scripted"
 
 
@@ -87,7 +92,11 @@ def collect(cfg: CollectConfig) -> dict[str, Any]:
     env = make_env(dict(cfg.env))
     out = Path(cfg.out)
     seed = next_seed(out, cfg.seed)
-    actor, default_source = make_actor(cfg, env, seed)
+    try:
+        actor, default_source = make_actor(cfg, env, seed)
+    except BaseException:
+        env.close()
+        raise
     source = cfg.source or default_source
     stepper = ChunkStepper(actor)
     writer = EpisodeWriter(out, env_info=env.env_info, obs_space=env.observation_space, flush_every=cfg.flush_every)
@@ -122,8 +131,11 @@ def collect(cfg: CollectConfig) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     argv = ["checkpoint=" + a.split("=", 1)[1] if a.startswith("policy=") else a for a in argv]
-    cfg = load("collect", argv, CollectConfig)
-    r = collect(cfg)
+    try:
+        cfg = load("collect", argv, CollectConfig)
+        r = collect(cfg)
+    except (ConfigError, FileNotFoundError, CheckpointError) as e:  # what a user can get wrong; bugs keep tracebacks
+        fail(str(e))
     if r["attempts"] == 0:
         print(f"{r['out']} already holds {r['episodes']} episodes (>= episodes={cfg.episodes}); nothing to do")
         return 0
