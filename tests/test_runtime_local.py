@@ -260,3 +260,43 @@ def test_demo_success_only_keeps_the_successful_episodes_and_says_when_there_are
     assert demo_steps(mixed, True, "succ") == len(ep1["action"])
     with pytest.raises(ValueError, match="none of its 1 episodes is marked successful"):
         demo_steps(failed, True, "none")
+
+
+def test_intervention_steps_join_the_demo_half_with_the_human_correction(tmp_path, demos):
+    """HIL-SERL: a stretch a human took over goes into the demo half too; the residual target there is
+    the human's action minus the base's. With interventions_to_demos off it stays online data only."""
+    from robotlearn.envs import make_env
+    from robotlearn.runtime.learner import Learner
+
+    env = make_env(ENV)
+    T, S = 12, env.observation_space["state"].shape[0]
+    human = np.array([0.5, -0.5, 0.25, 1.0], np.float32)
+    flags = np.zeros(T, bool)
+    flags[4:8] = True
+    ep = {"state": np.arange(T * S, dtype=np.float32).reshape(T, S), "action": np.zeros((T, 4), np.float32),
+          "base_action": np.full((T, 4), 0.1, np.float32), "reward": np.zeros(T, np.float32),
+          "is_intervention": flags}
+    ep["action"][flags] = human
+    msg = Episode(ep, success=False, terminated=False, policy_version=0, actor_id="a").encode()
+    for on in (True, False):
+        lc = LearnerConfig(out_dir=str(tmp_path / f"run{on}"), tensorboard=False, progress=False,
+                           interventions_to_demos=on)
+        L = Learner(None, ResidualConfig(**TINY), lc, env.env_info, env.observation_space, demos,
+                    make_base("zero", env))
+        n_demo = len(L.demo_buffer)
+        L.ingest([msg])
+        assert len(L.online_buffer) == T - 1
+        if not on:
+            assert L.intervention_buffer is None and len(L.demo_half) == n_demo
+            L.close()
+            continue
+        assert len(L.intervention_buffer) == 4  # steps 4..7, each with its successor as the bootstrap state
+        b = L.intervention_buffer.sample(64, np.random.default_rng(0))
+        rows = (b["state"][:, 0] / S).astype(int)
+        assert set(rows.tolist()) <= {4, 5, 6, 7}
+        np.testing.assert_allclose(b["action"] - b["base_action"], np.tile(human - 0.1, (64, 1)), atol=1e-6)
+        # the demo half draws from demos and interventions in proportion to their sizes
+        batch = L.demo_half.sample(len(L.demo_half), np.random.default_rng(1))
+        from_iv = np.isin(batch["state"][:, 0], ep["state"][4:8, 0])
+        assert from_iv.sum() == 4 and len(batch["state"]) == n_demo + 4
+        L.close()

@@ -5,10 +5,10 @@ is imported lazily so recording processes do not pay for importing torch.
 """
 from robotlearn.data.layout import DatasetError
 from robotlearn.data.reader import EpisodeDataset
-from robotlearn.data.transitions import MixedSampler, TransitionBuffer
+from robotlearn.data.transitions import MixedSampler, PooledSampler, TransitionBuffer
 from robotlearn.data.writer import EpisodeWriter
 
-__all__ = ["DatasetError", "EpisodeDataset", "EpisodeWriter", "MixedSampler", "SequenceDataset", "TransitionBuffer"]
+__all__ = ["DatasetError", "EpisodeDataset", "EpisodeWriter", "MixedSampler", "PooledSampler", "SequenceDataset", "TransitionBuffer"]
 
 
 def __getattr__(name: str):

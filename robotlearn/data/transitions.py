@@ -155,3 +155,22 @@ class MixedSampler:
                 raise KeyError(f"MixedSampler: buffer {i} yields keys {sorted(set(p) ^ keys)} that buffer 0 "
                                f"does not (or vice versa); give every buffer the same keys")
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+class PooledSampler:
+    """Several buffers sampled as one: rows split in proportion to their sizes (deterministic rounding), so
+    a transition is as likely as in a single buffer holding them all. An empty buffer draws nothing."""
+
+    def __init__(self, buffers: list[TransitionBuffer]) -> None:
+        self.buffers = list(buffers)
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self.buffers)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        sizes = np.array([len(b) for b in self.buffers], np.float64)
+        if sizes.sum() == 0:
+            raise ValueError("PooledSampler.sample: none of the buffers holds sampleable transitions yet")
+        counts = np.diff(np.round(np.concatenate([[0.0], np.cumsum(sizes / sizes.sum())]) * batch_size)).astype(int)
+        parts = [b.sample(int(c), rng) for b, c in zip(self.buffers, counts) if c > 0]
+        return parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

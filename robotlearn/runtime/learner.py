@@ -45,6 +45,10 @@ class LearnerConfig:
     # data too. On: a collection's failed episodes (e.g. noisy scripted demos) stay out of the demo
     # half of every batch.
     demo_success_only: bool = False
+    # Steps a human took over (is_intervention) also join the demo half of every batch (HIL-SERL), with the
+    # base's action beside the human's, so the residual learns the human's correction; they stay in the
+    # online half too. Off: interventions are online data only.
+    interventions_to_demos: bool = True
     log_every: int = 100  # critic updates between TensorBoard scalars
     resume: bool = True  # load out_dir/checkpoint and rebuild the buffer from out_dir/online.zarr if present
     tensorboard: bool = True
@@ -63,12 +67,7 @@ class Learner:
         the live env, such as a scripted sim expert, cannot be replayed over stored demos). `features`
         (rl.encoder=base): episodes carry the actor's image features and the networks read [state, features];
         demos get theirs from this encoder over their frames."""
-        from robotlearn.data import (
-            EpisodeDataset,
-            EpisodeWriter,
-            MixedSampler,
-            TransitionBuffer,
-        )
+        from robotlearn.data import EpisodeDataset, EpisodeWriter, MixedSampler, PooledSampler, TransitionBuffer
 
         self.transport, self.rl, self.cfg = transport, rl, cfg
         self.out = Path(cfg.out_dir)
@@ -107,10 +106,13 @@ class Learner:
         if demos:
             self.demo_buffer = self._load_demos(EpisodeDataset(demos), base, keys)
         self.online_buffer = TransitionBuffer(keys, n_step=rl.n_step, gamma=rl.gamma, capacity=rl.buffer_size)
-        use_demos = self.demo_buffer is not None and rl.demo_ratio > 0
-        self.sampler = MixedSampler([(self.demo_buffer, rl.demo_ratio), (self.online_buffer, 1 - rl.demo_ratio)]) \
-            if use_demos else self.online_buffer
+        self.intervention_buffer = TransitionBuffer(keys, n_step=rl.n_step, gamma=rl.gamma,
+                                                    capacity=rl.buffer_size) if cfg.interventions_to_demos else None
+        self.demo_half = PooledSampler([b for b in (self.demo_buffer, self.intervention_buffer) if b is not None])
+        self.mixed = MixedSampler([(self.demo_half, rl.demo_ratio), (self.online_buffer, 1 - rl.demo_ratio)]) \
+            if self.demo_half.buffers and rl.demo_ratio > 0 else None
 
+        self.recent_interventions: deque[float] = deque(maxlen=20)  # fraction of steps a human took over
         # the online zarr log: reopened on resume (a crash's partial tail is trimmed by the writer)
         log_path = self.out / "online.zarr"
         self.episodes: list[dict[str, Any]] = []  # (env_steps, success, return, version) per episode, for curves
@@ -122,7 +124,7 @@ class Learner:
             start = 0
             for i, end in enumerate(ds.episode_ends):
                 ep = {k: v[start:end] for k, v in data.items()}
-                self.online_buffer.add_episode(self._for_buffer(ep), terminated=bool(term[i]))
+                self._add_online(ep, bool(term[i]))
                 self._record(int(end - start), bool(succ[i]), float(ep["reward"].sum()), int(ver[i]))
                 start = int(end)
             # actors may have seen versions newer than the checkpoint: continue above all of them
@@ -172,6 +174,30 @@ class Learner:
             self.learner.set_state_normalizer(states.mean(0), states.std(0))
         return buf
 
+    @property
+    def sampler(self):
+        """Demos and interventions for the demo half of each batch once there are any; online data otherwise."""
+        return self.mixed if self.mixed is not None and len(self.demo_half) else self.online_buffer
+
+    def _add_online(self, arrays: dict[str, np.ndarray], terminated: bool) -> None:
+        """An online episode into the online buffer, and each stretch a human took over into the demo half.
+
+        A stretch [a, b) goes in with the step after it (its bootstrap state), so each of its steps is a
+        transition; n-step returns are cut at the stretch's end.
+        """
+        ep = self._for_buffer(arrays)
+        self.online_buffer.add_episode(ep, terminated=terminated)
+        flags = np.asarray(arrays["is_intervention"], bool)
+        self.recent_interventions.append(float(flags.mean()))
+        if self.intervention_buffer is None or not flags.any():
+            return
+        T = len(flags)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))  # starts, ends
+        for a, b in zip(edges[::2], edges[1::2]):
+            end = min(b + 1, T)
+            self.intervention_buffer.add_episode({k: v[a:end] for k, v in ep.items()},
+                                                 terminated=terminated and end == T)
+
     def _for_buffer(self, ep: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """An episode's arrays as the networks read them: state = [state, features] with rl.encoder=base."""
         return {"state": rl_state(ep["state"], ep[FEATURES_KEY] if self.features else None),
@@ -199,7 +225,7 @@ class Learner:
                 continue
             self.episode_log.put(ep.arrays, success=ep.success, source="policy", policy_version=ep.policy_version,
                                  terminated=ep.terminated)
-            self.online_buffer.add_episode(self._for_buffer(ep.arrays), terminated=ep.terminated)
+            self._add_online(ep.arrays, ep.terminated)
             self.learner.env_steps += len(ep)
             self._record(len(ep), ep.success, float(ep.arrays["reward"].sum()), ep.policy_version)
             self.recent.append(float(ep.success))
@@ -371,6 +397,7 @@ def run_learner(transport: LearnerTransport, rl: ResidualConfig, cfg: LearnerCon
                         tb.add_scalar(k, v, L.learner.env_steps)
                 if bar is not None:
                     bar.set_postfix(success=f"{scalars['train/success_rate']:.2f}", v=L.learner.version,
+                                    iv=f"{scalars['train/intervention_rate']:.2f}",
                                     ups=f"{scalars['rate/learner_updates_per_s']:.0f}")
                 if on_metrics is not None:
                     on_metrics(scalars)
@@ -415,6 +442,7 @@ def _scalars(L: Learner, transport: LearnerTransport, t0: float, updates0: int, 
     s = {f"learner/{k}": v for k, v in L.metrics.items()}
     s.update({
         "train/success_rate": float(np.mean(L.recent)) if L.recent else 0.0,
+        "train/intervention_rate": float(np.mean(L.recent_interventions)) if L.recent_interventions else 0.0,
         "train/return": float(np.mean([e["return"] for e in L.episodes[-20:]])) if L.episodes else 0.0,
         "rate/learner_updates_per_s": (L.learner.num_updates - updates0) / elapsed,
         "rate/env_steps_per_s": (L.learner.env_steps - steps0) / elapsed,
