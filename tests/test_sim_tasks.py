@@ -159,3 +159,34 @@ def test_joint_level_interface(lift):
         lift.set_joint_targets(np.full(7, np.nan), 0.0)
     with pytest.raises(ValueError, match="q_target"):
         lift.set_joint_targets(np.zeros(6), 0.0)
+
+
+def test_simulated_human_takes_over_when_the_policy_strays():
+    """intervene=expert: the clean expert drives (flagged, with its action in info) once the policy has strayed,
+    not while the policy does what the expert would."""
+    env = make_env("sim/lift", intervene="expert", intervene_steps=5, intervene_stray_m=0.03)
+    assert env.accepts_interventions
+    expert = env.make_expert(noise=0.0, seed=1)
+    env.reset(seed=3)
+    flags = []
+    for _ in range(15):  # the policy is the expert itself: never strays
+        _, _, term, _, info = env.step(expert.act({})[0])
+        flags.append(info["is_intervention"])
+        if term:
+            break
+    assert not any(flags)
+    env.reset(seed=3)
+    flags, executed = [], []
+    for _ in range(12):  # a policy that only climbs: strays within a few steps, then the human drives 5 steps
+        _, _, _, _, info = env.step(np.array([0.0, 0.0, 1.0, -1.0], np.float32))
+        flags.append(info["is_intervention"])
+        if info["is_intervention"]:
+            executed.append(info["intervention_action"])
+    first = flags.index(True)
+    assert first <= 5 and flags[first:first + 5] == [True] * 5
+    assert all(a[2] < 1.0 for a in executed)  # not the policy's action
+    always = make_env("sim/lift", intervene="expert", intervene_p=1.0, intervene_steps=3)
+    always.reset(seed=0)
+    assert [always.step(np.zeros(4, np.float32))[4]["is_intervention"] for _ in range(4)] == [True] * 3 + [False]
+    with pytest.raises(ValueError, match="intervene must be"):
+        make_env("sim/lift", intervene="human")

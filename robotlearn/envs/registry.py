@@ -51,11 +51,18 @@ def _resolve(name: str | dict, overrides: dict[str, Any]) -> dict[str, Any]:
 
 def make_env(name: str | dict, **overrides: Any) -> RobotEnv:
     """Build an env from its registered name (or a config dict with `_target_`)."""
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
     if isinstance(name, str) and name in _FACTORIES:
         return _FACTORIES[name](**overrides)
-    env = instantiate(_resolve(name, overrides), _convert_="all")
+    cfg = _resolve(name, overrides)
+    try:
+        env = instantiate(cfg, _convert_="all")
+    except InstantiationException as e:  # a bad value or keyword for the env: say which, without hydra's wrapping
+        if isinstance(e.__cause__, (ValueError, TypeError)):
+            raise ValueError(f"env {cfg.get('_target_')}: {e.__cause__}") from e.__cause__
+        raise
     if not isinstance(env, RobotEnv):
         raise TypeError(f"env {name!r} built {type(env).__name__}, which is not a robotlearn RobotEnv")
     return env

@@ -33,6 +33,7 @@ from robotlearn.envs import (
     make_observation_space,
     proprio_state_names,
 )
+from robotlearn.envs.interface import INFO_INTERVENTION, INFO_INTERVENTION_ACTION, INFO_SUCCESS
 from robotlearn.envs.kinematics import DOWN_QUAT, ik_step
 from sim.scene import PREFIX, Arena
 
@@ -62,11 +63,27 @@ class PandaTaskEnv(RobotEnv):
         control_hz: float = 20.0,
         init_joint_noise: float = 0.02,
         obs: str = "privileged",
+        intervene: str = "none",
+        intervene_stray_m: float = 0.04,
+        intervene_steps: int = 10,
+        intervene_p: float = 0.0,
     ) -> None:
         super().__init__()
         if obs not in OBS_MODES:
             raise ValueError(f"{self.task_name}: obs must be one of {OBS_MODES}, got {obs!r}")
+        if intervene not in ("none", "expert"):
+            raise ValueError(f"{self.task_name}: intervene must be 'none' or 'expert', got {intervene!r}")
+        if intervene_stray_m <= 0 or intervene_steps < 1 or not 0.0 <= intervene_p <= 1.0:
+            raise ValueError(f"{self.task_name}: need intervene_stray_m > 0, intervene_steps >= 1 and "
+                             f"0 <= intervene_p <= 1 (got {intervene_stray_m}, {intervene_steps}, {intervene_p})")
         self.obs_mode = obs
+        # A simulated human (intervene="expert"): the task's clean scripted expert takes over for
+        # `intervene_steps` steps once the policy's TCP steps have strayed from the expert's by more than
+        # `intervene_stray_m` metres over the last 5 steps, and at the start of an episode with probability
+        # `intervene_p`; flagged through INFO_INTERVENTION / INFO_INTERVENTION_ACTION like a teleop device.
+        self.accepts_interventions = intervene == "expert"
+        self.intervene_stray_m, self.intervene_steps, self.intervene_p = intervene_stray_m, intervene_steps, intervene_p
+        self._human = None
         arena = Arena(self.task_name.replace("/", "_"))
         self._build(arena)
         self.model = arena.compile()
@@ -114,7 +131,9 @@ class PandaTaskEnv(RobotEnv):
             ),
             config=dict(horizon=int(horizon or self.default_horizon), cameras=list(self.cameras),
                         image_size=self.image_size, max_delta=self.max_delta, control_hz=float(control_hz),
-                        init_joint_noise=self.init_joint_noise, obs=obs),
+                        init_joint_noise=self.init_joint_noise, obs=obs, intervene=intervene,
+                        intervene_stray_m=intervene_stray_m, intervene_steps=intervene_steps,
+                        intervene_p=intervene_p),
             state_names=state_names,
         )
 
@@ -214,13 +233,35 @@ class PandaTaskEnv(RobotEnv):
         mujoco.mj_forward(m, d)
         self.set_joint_targets(q0, -1.0)
         self._episode += 1
+        if self.accepts_interventions:
+            if self._human is None:
+                self._human = self.make_expert(noise=0.0, seed=int(rng.integers(2**31)))
+            self._human.reset()
+            self._takeover = self.intervene_steps if rng.random() < self.intervene_p else 0
+            self._stray: list[float] = []
         return self.get_obs(), {"success": False}
 
     def _step(self, action):
+        info = {}
+        if self.accepts_interventions:
+            action = self._maybe_take_over(action, info)
         self.apply_action(action)
         self.physics_step()
         success = self.compute_success()
-        return self.get_obs(), float(success), success, {"success": success}
+        return self.get_obs(), float(success), success, {**info, INFO_SUCCESS: success}
+
+    def _maybe_take_over(self, action: np.ndarray, info: dict) -> np.ndarray:
+        """The simulated human's decision for this step; its action replaces the policy's while it drives."""
+        human = self._human.act({})[0]  # the scripted expert reads the sim, not the observation
+        if self._takeover == 0:
+            self._stray = [*self._stray[-4:], float(np.linalg.norm(action[:3] - human[:3])) * self.max_delta]
+            if sum(self._stray) > self.intervene_stray_m:
+                self._takeover, self._stray = self.intervene_steps, []
+        if self._takeover == 0:
+            return action
+        self._takeover -= 1
+        info[INFO_INTERVENTION], info[INFO_INTERVENTION_ACTION] = True, human.astype(np.float32)
+        return human
 
     def close(self) -> None:
         if self._renderer is not None:
