@@ -36,6 +36,9 @@ class EvalConfig:
     # Run a checkpoint on an env whose action spec or state layout differs from its training env's (shapes
     # must still fit). Off: such a checkpoint is refused, naming the first difference.
     allow_env_mismatch: bool = False
+    # Success from: env (its own detector) | classifier:<dir> (a train-reward checkpoint; the env's own detector,
+    # where it has one, is reported beside it)
+    reward: str = "env"
 
 
 def checkpoint_env(ckpt: Path, cfg_env: dict | None) -> RobotEnv:
@@ -68,9 +71,12 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     if not cfg.checkpoint:
         raise ConfigError("eval needs policy=<checkpoint dir> (or checkpoint=<dir>)")
     ckpt = resolve_checkpoint(cfg.checkpoint)
+    from robotlearn.rewards.sources import with_reward
+
     env = checkpoint_env(ckpt, cfg.env)
     policy = load_policy(ckpt, env=env, device=None if cfg.device == "auto" else cfg.device,
                          allow_env_mismatch=cfg.allow_env_mismatch)
+    env = with_reward(env, cfg.reward)
     if cfg.ddim_steps is not None:
         if not hasattr(policy, "num_inference_steps"):
             raise ConfigError(f"ddim_steps={cfg.ddim_steps}: {ckpt} is a {policy.kind} policy, not diffusion")

@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("robotlearn.cli.collect", "record episodes (scripted expert or policy) into a zarr dataset"),
     "dataset": ("robotlearn.cli.dataset", "dataset info | validate | view | import-bag | import-robomimic"),
     "train-bc": ("robotlearn.cli.train_bc", "train a BC or diffusion base policy from a zarr dataset"),
+    "train-reward": ("robotlearn.cli.train_reward", "train a success classifier on camera frames (a learned reward)"),
     "eval": ("robotlearn.cli.eval", "evaluate a policy (and base vs base+residual) on an env"),
     "finetune": ("robotlearn.cli.finetune", "residual off-policy RL on a frozen base (async actor-learner)"),
     "envs": ("robotlearn.cli.envs", "list registered environments"),

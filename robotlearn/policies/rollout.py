@@ -34,6 +34,7 @@ class EvalResult:
     returns: list[float]
     lengths: list[int]
     frames: list[list[np.ndarray]] = field(default_factory=list, repr=False)  # per recorded episode
+    env_successes: int | None = None  # the env's own detector, when the reward came from another source
 
     @property
     def success_rate(self) -> float:
@@ -45,15 +46,20 @@ class EvalResult:
 
     def summary(self) -> str:
         lo, hi = self.interval
+        env = "" if self.env_successes is None else \
+            f" (the env's own detector: {self.env_successes}/{self.episodes} = {self.env_successes / self.episodes:.1%})"
         return (f"success {self.successes}/{self.episodes} = {self.success_rate:.1%} "
-                f"(95% CI {lo:.1%}-{hi:.1%}), mean return {np.mean(self.returns):.3f}, "
+                f"(95% CI {lo:.1%}-{hi:.1%}){env}, mean return {np.mean(self.returns):.3f}, "
                 f"mean length {np.mean(self.lengths):.1f}")
 
     def to_dict(self) -> dict:
         lo, hi = self.interval
-        return {"episodes": self.episodes, "successes": self.successes, "success_rate": self.success_rate,
-                "ci95": [lo, hi], "mean_return": float(np.mean(self.returns)),
-                "mean_length": float(np.mean(self.lengths))}
+        out = {"episodes": self.episodes, "successes": self.successes, "success_rate": self.success_rate,
+               "ci95": [lo, hi], "mean_return": float(np.mean(self.returns)),
+               "mean_length": float(np.mean(self.lengths))}
+        if self.env_successes is not None:
+            out["env_success_rate"] = self.env_successes / max(1, self.episodes)
+        return out
 
 
 def frame_of(env: RobotEnv, obs: dict[str, np.ndarray], camera: str | None) -> np.ndarray:
@@ -84,6 +90,7 @@ def evaluate(
         stepper.reset()
         frames = [] if ep < record_episodes else None
         ret, length, success, done = 0.0, 0, bool(info.get("success")), False
+        env_success = None if "env_success" not in info else bool(info["env_success"])
         while not done:
             if frames is not None:
                 frames.append(frame_of(env, obs, camera))
@@ -91,11 +98,15 @@ def evaluate(
             ret += reward
             length += 1
             success = success or bool(info.get("success"))
+            if "env_success" in info:  # a learned reward: keep the env's own verdict beside it
+                env_success = bool(env_success) or bool(info["env_success"])
             done = terminated or truncated
         if frames is not None:
             frames.append(frame_of(env, obs, camera))
             res.frames.append(frames)
         res.successes += int(success)
+        if env_success is not None:
+            res.env_successes = (res.env_successes or 0) + int(env_success)
         res.returns.append(ret)
         res.lengths.append(length)
     return res

@@ -17,6 +17,7 @@ from typing import Any, Callable
 from robotlearn.envs import EnvDescription, EnvError, RobotEnv, describe_env, make_env
 from robotlearn.policies.base import BasePolicy
 from robotlearn.policies.registry import CHECKPOINT, base_entry, make_base, parse_base
+from robotlearn.rewards.sources import with_reward
 from robotlearn.rl.features import FrozenImageEncoder
 from robotlearn.rl.residual import ResidualConfig
 from robotlearn.runtime.actor import ActorConfig, StopFlag, _should_stop, run_actor
@@ -93,7 +94,8 @@ def build_actor(spec: RunSpec, index: int = 0, restart: int = 0) -> ActorParts:
     seed = actor_seed(spec, index, restart)
     env = make_env(spec.env)
     try:
-        base = make_base(spec.base, env, seed=seed, **spec.base_kwargs)
+        base = make_base(spec.base, env, seed=seed, **spec.base_kwargs)  # a scripted expert needs the sim itself
+        env = with_reward(env, spec.reward)
         features = image_encoder(spec)
         if features:
             features.check_shapes({k: s.shape for k, s in env.observation_space.spaces.items()}, f"env {env.name}")

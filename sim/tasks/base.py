@@ -67,6 +67,7 @@ class PandaTaskEnv(RobotEnv):
         intervene_stray_m: float = 0.04,
         intervene_steps: int = 10,
         intervene_p: float = 0.0,
+        terminate_on_success: bool = True,
     ) -> None:
         super().__init__()
         if obs not in OBS_MODES:
@@ -84,6 +85,7 @@ class PandaTaskEnv(RobotEnv):
         self.accepts_interventions = intervene == "expert"
         self.intervene_stray_m, self.intervene_steps, self.intervene_p = intervene_stray_m, intervene_steps, intervene_p
         self._human = None
+        self.terminate_on_success = bool(terminate_on_success)  # false: only a learned detector ends episodes
         arena = Arena(self.task_name.replace("/", "_"))
         self._build(arena)
         self.model = arena.compile()
@@ -133,7 +135,7 @@ class PandaTaskEnv(RobotEnv):
                         image_size=self.image_size, max_delta=self.max_delta, control_hz=float(control_hz),
                         init_joint_noise=self.init_joint_noise, obs=obs, intervene=intervene,
                         intervene_stray_m=intervene_stray_m, intervene_steps=intervene_steps,
-                        intervene_p=intervene_p),
+                        intervene_p=intervene_p, terminate_on_success=self.terminate_on_success),
             state_names=state_names,
         )
 
@@ -248,7 +250,7 @@ class PandaTaskEnv(RobotEnv):
         self.apply_action(action)
         self.physics_step()
         success = self.compute_success()
-        return self.get_obs(), float(success), success, {**info, INFO_SUCCESS: success}
+        return self.get_obs(), float(success), success and self.terminate_on_success, {**info, INFO_SUCCESS: success}
 
     def _maybe_take_over(self, action: np.ndarray, info: dict) -> np.ndarray:
         """The simulated human's decision for this step; its action replaces the policy's while it drives."""
