@@ -164,3 +164,15 @@ def test_profiles_hold_only_what_they_change():
     assert changed == {"num_critics", "warmup_env_steps", "residual_scale",
                        "residual_penalty", "explore_corr"}
     assert np.isclose(cpu.residual_scale, 0.3)
+
+
+def test_every_command_lists_its_keys_and_defaults_with_help(capsys):
+    from robotlearn.cli.main import COMMANDS, main
+
+    for cmd in ("finetune", "collect", "train-bc", "eval", "train-reward", "pipeline"):
+        assert cmd in COMMANDS
+        assert main([cmd, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "keys (configs/" in out and "cannot list" not in out, (cmd, out[-300:])
+    main(["finetune", "--help", "rl=cpu"])  # overrides show in the listing
+    assert "residual_scale: 0.3" in capsys.readouterr().out

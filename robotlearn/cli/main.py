@@ -39,7 +39,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"robotlearn: unknown command {cmd!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[cmd][0])
+    if any(a in ("-h", "--help") for a in rest):
+        print(command_help(cmd, module, [a for a in rest if a not in ("-h", "--help")]))
+        return 0
     return int(module.main(rest) or 0)
+
+
+def command_help(cmd: str, module, overrides: list[str]) -> str:
+    """The command's docstring, then every key it takes with its value (defaults + the given overrides)."""
+    from omegaconf import OmegaConf
+
+    from robotlearn.config import ConfigError, compose
+
+    text = (module.__doc__ or "").strip()
+    name = cmd.replace("-", "_")
+    try:
+        keys = OmegaConf.to_yaml(compose(name, overrides), resolve=False)
+    except ConfigError as e:
+        keys = f"(cannot list the keys: {e})"
+    return f"{text}\n\nkeys (configs/{name}.yaml; override with key=value):\n{keys}"
 
 
 if __name__ == "__main__":
