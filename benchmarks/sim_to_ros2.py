@@ -1,8 +1,9 @@
 """Train in sim, run the same checkpoint on the ROS 2 robot: success in both, on the same initial states.
 
-    .venv/bin/python benchmarks/sim_to_ros2.py [--demos 100] [--bc-steps 2000] [--episodes 50]
+    .venv/bin/python benchmarks/sim_to_ros2.py [--demos 200] [--bc-steps 3000] [--episodes 50]
 
-1. scripted demos on `sim/lift_proprio` (state = joints, TCP, gripper; the cube only in the 64x64 front camera);
+1. scripted demos on `sim/lift_proprio` (state = joints, TCP, gripper; the cube only in the 64x64 front and
+   wrist cameras);
 2. a BC base on image + proprioception (configs/policy/bc_mlp.yaml);
 3. that checkpoint for `--episodes` episodes in sim, and the same file for as many episodes on `ros2/panda_sim_lift`:
    the MuJoCo robot node serving sim/lift in its own process, over real DDS, in real time, `Ros2RobotEnv` with
@@ -113,10 +114,11 @@ def eval_ros2(ckpt: Path, episodes: int, out: Path, domain: int) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--demos", type=int, default=100, help="successful scripted demos to train on")
+    p.add_argument("--demos", type=int, default=200, help="successful scripted demos to train on")
     p.add_argument("--noise", type=float, default=0.2, help="scripted expert noise")
-    p.add_argument("--bc-steps", type=int, default=2000)
-    # sized for a 2-core CPU (~0.15 s per step here; the default 32-channel, 2-frame encoder costs ~0.9 s)
+    p.add_argument("--bc-steps", type=int, default=3000)
+    # sized for a 2-core CPU (~0.2 s per step with two cameras here; the default 32-channel, 2-frame encoder
+    # costs several times that)
     p.add_argument("--bc-set", nargs="*", default=["policy.encoder.image_channels=16", "policy.n_obs=1"],
                    help="train-bc overrides")
     p.add_argument("--batch-size", type=int, default=64)

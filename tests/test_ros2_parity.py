@@ -75,8 +75,10 @@ def check_state_parity(env, sim_name: str, steps: int = 12) -> None:
         s = obs["state"]
         expect = sim_state_at(sim, s[:7], s[7:14], s[17])
         np.testing.assert_allclose(s, expect, atol=1e-4, err_msg=f"step {step}")  # TCP by FK == sim's TCP site
-        img = obs["images/front"]
-        assert img.dtype == so["images/front"].dtype == np.uint8 and img.shape == so["images/front"].shape
+        cams = sorted(k for k in obs if k.startswith("images/"))
+        assert cams == sorted(k for k in so if k.startswith("images/")) == ["images/front", "images/wrist"]
+        for k in cams:
+            assert obs[k].dtype == so[k].dtype == np.uint8 and obs[k].shape == so[k].shape == (64, 64, 3)
         obs, *_ = env.step(rng.uniform(-0.6, 0.6, 4).astype(np.float32))
     sim.close()
 
