@@ -80,7 +80,7 @@ def eval_sim(ckpt: Path, episodes: int) -> dict:
             "policy_ms_p50": pct(policy.ms, 50), "policy_ms_p99": pct(policy.ms, 99)}
 
 
-def eval_ros2(ckpt: Path, episodes: int, out: Path, domain: int) -> dict:
+def eval_ros2(ckpt: Path, episodes: int, out: Path, domain: int, robot_set: list[str]) -> dict:
     import yaml
 
     from hw_drivers.processes import Watcher, start, stop, wait_until
@@ -89,8 +89,16 @@ def eval_ros2(ckpt: Path, episodes: int, out: Path, domain: int) -> dict:
     from robotlearn.policies.rollout import evaluate
 
     params = out / "panda_lift.yaml"
-    params.write_text(yaml.safe_dump({"extends": str(REPO / "configs/ros2/panda_sim_lift.yaml"),
-                                      "dds": {"domain_id": domain}, "sim": {"seed": 0}}))
+    over: dict = {"extends": str(REPO / "configs/ros2/panda_sim_lift.yaml"), "dds": {"domain_id": domain},
+                  "sim": {"seed": 0}}
+    for item in robot_set:  # dotted robot-YAML overrides, values parsed as YAML
+        key, value = item.split("=", 1)
+        *parents, last = key.split(".")
+        node = over
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[last] = yaml.safe_load(value)
+    params.write_text(yaml.safe_dump(over))
     proc = start("mujoco_robot_node", ["--params", str(params)], domain, out / "robot.log")
     watcher, env = Watcher(domain), None
     try:
@@ -125,6 +133,9 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=50, help="evaluation episodes in sim and on ROS 2 each")
     p.add_argument("--domain-id", type=int, default=-1, help="ROS_DOMAIN_ID (default: a random one in 180-199)")
     p.add_argument("--out", default="/tmp/robotlearn-sim-to-ros2", help="work folder (reused: delete to retrain)")
+    p.add_argument("--robot-set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="robot YAML overrides for the ROS 2 side, e.g. sim.publish_hz=250 sim.camera_hz=100")
+    p.add_argument("--skip-sim", action="store_true", help="evaluate on ROS 2 only (the sim result of a previous run)")
     args = p.parse_args()
     import torch
 
@@ -132,9 +143,11 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = train_in_sim(out, args)
-    sim = eval_sim(ckpt, args.episodes)
+    prev = out / "result.json"
+    sim = json.loads(prev.read_text())["sim"] if args.skip_sim and prev.exists() else eval_sim(ckpt, args.episodes)
     print(f"sim: {json.dumps(sim)}", flush=True)
-    ros2 = eval_ros2(ckpt, args.episodes, out, args.domain_id if args.domain_id >= 0 else random.randint(180, 199))
+    ros2 = eval_ros2(ckpt, args.episodes, out, args.domain_id if args.domain_id >= 0 else random.randint(180, 199),
+                     args.robot_set)
     print(f"ros2: {json.dumps(ros2)}", flush=True)
     (out / "result.json").write_text(json.dumps({"sim": sim, "ros2": ros2, "args": vars(args)}, indent=2))
     print(f"policy per step: sim {sim['policy_ms_p50']:.2f} / {sim['policy_ms_p99']:.2f} ms, ros2 "

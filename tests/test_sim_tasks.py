@@ -190,3 +190,20 @@ def test_simulated_human_takes_over_when_the_policy_strays():
     assert [always.step(np.zeros(4, np.float32))[4]["is_intervention"] for _ in range(4)] == [True] * 3 + [False]
     with pytest.raises(ValueError, match="intervene must be"):
         make_env("sim/lift", intervene="human")
+
+
+def test_action_latency_delays_the_command_within_the_control_period():
+    """action_latency_s: physics runs under the previous command first, so the same commands move the TCP less
+    in the first step and the step still lasts one control period."""
+    fast, slow = make_env("sim/reach"), make_env("sim/reach", action_latency_s=0.02)
+    a = np.array([1.0, 0.0, 0.0, -1.0], np.float32)
+    moved = []
+    for env in (fast, slow):
+        obs, _ = env.reset(seed=0)
+        t0, x0 = env.data.time, env.tcp_pos[0]
+        env.step(a)
+        assert env.data.time - t0 == pytest.approx(1 / env.control_hz)
+        moved.append(env.tcp_pos[0] - x0)
+    assert moved[1] < moved[0] - 1e-3 and moved[1] > 0
+    with pytest.raises(ValueError, match="action_latency_s"):
+        make_env("sim/reach", action_latency_s=0.05)

@@ -52,7 +52,8 @@ class FrozenImageEncoder:
         for s in range(0, n, chunk):
             parts = []
             for key, net in zip(self.image_keys, self.nets):
-                x = torch.as_tensor(np.asarray(frames[key][s:s + chunk])).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+                img = np.array(frames[key][s:s + chunk], np.uint8)  # a copy: frames off the wire are read-only
+                x = torch.from_numpy(img).permute(0, 3, 1, 2).float() / 127.5 - 1.0
                 parts.append(net(x))
             out[s:s + chunk] = torch.cat(parts, dim=-1).numpy()
         return out

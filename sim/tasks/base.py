@@ -68,6 +68,7 @@ class PandaTaskEnv(RobotEnv):
         intervene_steps: int = 10,
         intervene_p: float = 0.0,
         terminate_on_success: bool = True,
+        action_latency_s: float = 0.0,
     ) -> None:
         super().__init__()
         if obs not in OBS_MODES:
@@ -95,6 +96,12 @@ class PandaTaskEnv(RobotEnv):
             raise ValueError(f"{self.task_name}: control_hz={control_hz} must divide the physics rate "
                              f"{1 / self.model.opt.timestep:.0f} Hz (e.g. 10, 20, 50, 100, 500)")
         self.n_substeps = int(round(substeps))
+        # Observation-to-command latency of a real stack (state age + policy + transport): physics runs this
+        # long under the previous command before the new one applies. 0 = the command applies at once.
+        self.latency_substeps = int(round(action_latency_s / self.model.opt.timestep))
+        if not 0 <= self.latency_substeps < self.n_substeps:
+            raise ValueError(f"{self.task_name}: action_latency_s={action_latency_s} must be in [0, one control "
+                             f"period = {1 / control_hz:g} s)")
         self.max_delta = float(max_delta)
         self.init_joint_noise = float(init_joint_noise)
         self.cameras = tuple(cameras)
@@ -135,7 +142,8 @@ class PandaTaskEnv(RobotEnv):
                         image_size=self.image_size, max_delta=self.max_delta, control_hz=float(control_hz),
                         init_joint_noise=self.init_joint_noise, obs=obs, intervene=intervene,
                         intervene_stray_m=intervene_stray_m, intervene_steps=intervene_steps,
-                        intervene_p=intervene_p, terminate_on_success=self.terminate_on_success),
+                        intervene_p=intervene_p, terminate_on_success=self.terminate_on_success,
+                        action_latency_s=float(action_latency_s)),
             state_names=state_names,
         )
 
@@ -167,9 +175,9 @@ class PandaTaskEnv(RobotEnv):
         g = float(np.clip(gripper, -1.0, 1.0))
         self.data.ctrl[7] = 0.5 * MAX_WIDTH * 0.5 * (1.0 - g)  # per-finger opening
 
-    def physics_step(self) -> None:
-        """Advance physics by one control period (n_substeps x timestep)."""
-        mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
+    def physics_step(self, nstep: int | None = None) -> None:
+        """Advance physics by one control period (n_substeps x timestep), or `nstep` physics steps."""
+        mujoco.mj_step(self.model, self.data, nstep=self.n_substeps if nstep is None else nstep)
         mujoco.mj_kinematics(self.model, self.data)
         mujoco.mj_comPos(self.model, self.data)
 
@@ -247,8 +255,12 @@ class PandaTaskEnv(RobotEnv):
         info = {}
         if self.accepts_interventions:
             action = self._maybe_take_over(action, info)
+        if self.latency_substeps:  # the previous command acts while this one is computed and sent
+            mujoco.mj_step(self.model, self.data, nstep=self.latency_substeps)
+            mujoco.mj_kinematics(self.model, self.data)
+            mujoco.mj_comPos(self.model, self.data)
         self.apply_action(action)
-        self.physics_step()
+        self.physics_step(self.n_substeps - self.latency_substeps)
         success = self.compute_success()
         return self.get_obs(), float(success), success and self.terminate_on_success, {**info, INFO_SUCCESS: success}
 
