@@ -56,23 +56,25 @@ def train_in_sim(out: Path, args) -> Path:
     ckpt = bc / "checkpoints" / "last"
     if not demos.exists():
         assert collect.main(["env=sim/lift_proprio", f"episodes={args.demos}", f"noise={args.noise}",
-                             f"out={demos}", "only_success=true", "progress=false"]) == 0
+                             f"env.action_latency_s={args.sim_latency_s}", f"out={demos}", "only_success=true",
+                             "progress=false"]) == 0
     if not ckpt.exists():
         t = time.time()
         train_bc.run(load("train_bc", [
-            "policy=bc_mlp", f"dataset={demos}", "env=sim/lift_proprio", f"steps={args.bc_steps}",
+            "policy=bc_mlp", f"dataset={demos}", "env=sim/lift_proprio", f"env.action_latency_s={args.sim_latency_s}",
+            f"steps={args.bc_steps}",
             f"batch_size={args.batch_size}", f"out_dir={bc}", "eval_every=0", "final_eval_episodes=0",
             "progress=true", *args.bc_set], train_bc.TrainBCConfig))
         print(f"trained the BC base in {time.time() - t:.0f} s", flush=True)
     return ckpt
 
 
-def eval_sim(ckpt: Path, episodes: int) -> dict:
+def eval_sim(ckpt: Path, episodes: int, latency_s: float) -> dict:
     from robotlearn.envs import make_env
     from robotlearn.policies.checkpoint import load_policy
     from robotlearn.policies.rollout import evaluate
 
-    env = make_env("sim/lift_proprio")
+    env = make_env("sim/lift_proprio", action_latency_s=latency_s)
     policy = TimedPolicy(load_policy(ckpt, env=env, device="cpu"))
     res = evaluate(policy, env, episodes, seed=1, progress=True)
     env.close()
@@ -124,6 +126,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--demos", type=int, default=200, help="successful scripted demos to train on")
     p.add_argument("--noise", type=float, default=0.2, help="scripted expert noise")
+    # the ROS 2 path adds ~15 ms between an observation and its command here (state age, policy, DDS, the node's
+    # tick); a BC policy trained without it drops from 95% to 5% at 20 ms (docs/results/sim_to_ros2.md)
+    p.add_argument("--sim-latency-s", type=float, default=0.015, help="sim action_latency_s for demos and sim eval")
     p.add_argument("--bc-steps", type=int, default=3000)
     # sized for a 2-core CPU (~0.2 s per step with two cameras here; the default 32-channel, 2-frame encoder
     # costs several times that)
@@ -132,7 +137,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--episodes", type=int, default=50, help="evaluation episodes in sim and on ROS 2 each")
     p.add_argument("--domain-id", type=int, default=-1, help="ROS_DOMAIN_ID (default: a random one in 180-199)")
-    p.add_argument("--out", default="/tmp/robotlearn-sim-to-ros2", help="work folder (reused: delete to retrain)")
+    p.add_argument("--out", default="runs/sim_to_ros2", help="work folder (reused: delete it to retrain)")
     p.add_argument("--robot-set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="robot YAML overrides for the ROS 2 side, e.g. sim.publish_hz=250 sim.camera_hz=100")
     p.add_argument("--skip-sim", action="store_true", help="evaluate on ROS 2 only (the sim result of a previous run)")
@@ -144,7 +149,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     ckpt = train_in_sim(out, args)
     prev = out / "result.json"
-    sim = json.loads(prev.read_text())["sim"] if args.skip_sim and prev.exists() else eval_sim(ckpt, args.episodes)
+    sim = json.loads(prev.read_text())["sim"] if args.skip_sim and prev.exists() else \
+        eval_sim(ckpt, args.episodes, args.sim_latency_s)
     print(f"sim: {json.dumps(sim)}", flush=True)
     ros2 = eval_ros2(ckpt, args.episodes, out, args.domain_id if args.domain_id >= 0 else random.randint(180, 199),
                      args.robot_set)
