@@ -140,6 +140,10 @@ def test_spec_round_trips_and_bad_input_is_a_clear_error(tmp_path):
         RunSpec.from_json("{not json")
     with pytest.raises(ConfigError, match="needs env"):
         RunSpec()
+    with pytest.raises(ConfigError, match="reward='oracle'"):
+        RunSpec(env="sim/reach", reward="oracle")
+    with pytest.raises(ConfigError, match="learner_threads must be >= 1"):
+        RunSpec(env="sim/reach", runtime={"name": "local", "learner_threads": 0})
     with pytest.raises(ConfigError, match="explore_corr"):
         RunSpec.from_json(spec.to_json().replace('"explore_corr": 0.0', '"explore_corr": 1.5'))
     path = tmp_path / "bad.yaml"

@@ -39,6 +39,11 @@ class ClassifierConfig:
     threshold: float = 0.5  # p(success) above this counts as a positive frame
     consecutive: int = 3  # positive frames in a row that declare success (as a reward source)
 
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0 or self.consecutive < 1 or self.hidden < 1:
+            raise ValueError(f"classifier: need 0 < threshold < 1, consecutive >= 1, hidden >= 1 (got "
+                             f"{self.threshold}, {self.consecutive}, {self.hidden})")
+
 
 class SuccessClassifier(nn.Module):
     def __init__(self, obs_shapes: dict[str, tuple[int, ...]], cfg: ClassifierConfig) -> None:

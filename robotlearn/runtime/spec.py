@@ -91,6 +91,8 @@ def runtime_config(runtime: Any) -> Any:
         rt = to_dataclass(runtime or {}, RUNTIMES[name], where="runtime")
     if rt.num_actors < 1:
         raise ConfigError(f"runtime.num_actors must be >= 1, got {rt.num_actors}")
+    if getattr(rt, "learner_threads", 1) < 1:
+        raise ConfigError(f"runtime.learner_threads must be >= 1, got {rt.learner_threads}")
     return rt
 
 
@@ -118,6 +120,8 @@ class RunSpec:
             raise ConfigError("the run needs env=<name>, e.g. env=sim/reach")
         if self.demos == "":
             self.demos = None
+        if self.reward != "env" and not (self.reward.startswith("classifier:") and len(self.reward) > 11):
+            raise ConfigError(f"reward={self.reward!r}: expected env or classifier:<train-reward checkpoint dir>")
 
     def run_fields(self) -> dict[str, Any]:
         """The RunSpec fields only (a subclass such as the finetune command's config adds its own)."""
