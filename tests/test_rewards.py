@@ -94,3 +94,26 @@ def test_classifier_reward_ends_the_episode_after_k_positive_frames_and_not_befo
         with_reward(env, "oracle")
     assert with_reward(env, "env") is env
     wrapped.close()
+
+
+def test_the_episode_log_records_which_source_gave_the_reward(tmp_path):
+    """An actor on a classifier-rewarded env tags its episodes; the learner's zarr log keeps the tag."""
+    from robotlearn.data import EpisodeDataset
+    from robotlearn.policies.base import ZeroPolicy
+    from robotlearn.rl.residual import ResidualConfig
+    from robotlearn.runtime.actor import Actor, ActorConfig
+    from robotlearn.runtime.learner import Learner, LearnerConfig
+    from robotlearn.runtime.messages import Episode
+
+    env = make_env({**ENV, "horizon": 4, "terminate_on_success": False})
+    wrapped = ClassifierReward(env, ScriptedDetector([0.1] * 20, {"images/front": (32, 32, 3)}, k=2))
+    actor = Actor(wrapped, ZeroPolicy(4), ResidualConfig(warmup_env_steps=0), ActorConfig())
+    payloads = [p for p in (actor.step() for _ in range(8)) if p is not None]
+    assert [Episode.decode(p).reward_source for p in payloads] == ["classifier", "classifier"]
+    L = Learner(None, ResidualConfig(), LearnerConfig(out_dir=str(tmp_path), tensorboard=False, progress=False),
+                env.env_info, env.observation_space)
+    assert L.ingest(payloads) == 8
+    L.close()
+    ds = EpisodeDataset(tmp_path / "online.zarr")
+    assert [ds.episode_meta(i)["reward_source"] for i in range(2)] == ["classifier", "classifier"]
+    wrapped.close()

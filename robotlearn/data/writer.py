@@ -288,11 +288,15 @@ class EpisodeWriter:
         self._n_pending = 0
 
     def _meta_value(self, name: str, value: Any) -> Any:
+        if isinstance(value, str) and name not in self._categories:  # a new text field: stored as a category
+            self._categories[name] = []
         if name in self._categories:
             names = self._categories[name]
             if value not in names:
                 names.append(str(value))
                 self._root.attrs["categories"] = self._categories
+            if name not in self._meta:
+                self._meta[name] = layout.create_meta_array(self._root, name, "int8", -1, length=self.n_episodes)
             return names.index(value)
         if name not in self._meta:
             v = np.asarray(value)

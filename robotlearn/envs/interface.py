@@ -126,6 +126,7 @@ class RobotEnv(gym.Env):
     reward_type = "sparse"  # "sparse": 1.0 on success else 0.0; "dense": the task declares its shaping
     paces_itself = False  # True: step() holds the wall-clock control rate (a robot); callers must not sleep too
     accepts_interventions = False  # True: a human can take over (INFO_INTERVENTION / INFO_INTERVENTION_ACTION)
+    reward_source = "env"  # what gives the reward: "env" (its own success detector) or a wrapper's ("classifier")
 
     env_info: EnvInfo
     observation_space: spaces.Dict

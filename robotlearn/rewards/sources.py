@@ -19,6 +19,8 @@ SOURCES = ("env", "classifier:<checkpoint dir>")
 class ClassifierReward(RobotEnv):
     """An env whose success (and sparse reward) is a success classifier's verdict on its observations."""
 
+    reward_source = "classifier"
+
     def __init__(self, env: RobotEnv, classifier, source: str = "") -> None:
         super().__init__()
         self.env, self.classifier, self.source = env, classifier, source
@@ -43,7 +45,7 @@ class ClassifierReward(RobotEnv):
         self._run = self._run + 1 if p > self.threshold else 0
         success = self._run >= self.k
         info = {**info, INFO_ENV_SUCCESS: bool(info.get(INFO_SUCCESS, False)), INFO_SUCCESS: success,
-                INFO_REWARD_SOURCE: "classifier", "success_prob": p}
+                INFO_REWARD_SOURCE: self.reward_source, "success_prob": p}
         # an inner env that ends the episode itself (an e-stop; a sim task at its own success unless made with
         # terminate_on_success=false) ends this one too; its time limit is this env's time limit
         return obs, float(success), bool(success or terminated), info

@@ -119,7 +119,7 @@ class Actor:
         payload = Episode(self.rec.arrays(), success=success, terminated=bool(terminated),
                           policy_version=int(self.policy.version), policy_version_start=int(self.ep_version),
                           actor_id=self.cfg.actor_id, start_time=self.ep_start, end_time=time.time(),
-                          warmup=mode == "warmup").encode()
+                          warmup=mode == "warmup", reward_source=self.env.reward_source).encode()
         self.episodes += 1
         self.successes += success
         self.recent.append(float(success))

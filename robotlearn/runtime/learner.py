@@ -224,7 +224,7 @@ class Learner:
                 log.error("dropped a bad episode message: %s", e)
                 continue
             self.episode_log.put(ep.arrays, success=ep.success, source="policy", policy_version=ep.policy_version,
-                                 terminated=ep.terminated)
+                                 terminated=ep.terminated, reward_source=ep.reward_source)
             self._add_online(ep.arrays, ep.terminated)
             self.learner.env_steps += len(ep)
             self._record(len(ep), ep.success, float(ep.arrays["reward"].sum()), ep.policy_version)

@@ -98,6 +98,7 @@ class Episode:
     start_time: float = 0.0
     end_time: float = 0.0
     warmup: bool = False  # acted with base + uniform noise (before the residual took over)
+    reward_source: str = "env"  # what gave the reward: env (its own detector) | classifier (a learned one)
 
     def __len__(self) -> int:
         return len(self.arrays["reward"])
@@ -146,6 +147,7 @@ class Episode:
             ep.success, ep.terminated, ep.warmup = bool(ep.success), bool(ep.terminated), bool(ep.warmup)
             ep.policy_version, ep.policy_version_start = int(ep.policy_version), int(ep.policy_version_start)
             ep.actor_id, ep.start_time, ep.end_time = str(ep.actor_id), float(ep.start_time), float(ep.end_time)
+            ep.reward_source = str(ep.reward_source)
         except (TypeError, ValueError) as e:
             raise MessageError(f"episode header has a value of the wrong type: {e}") from e
         return ep.validate()
