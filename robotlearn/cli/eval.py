@@ -100,13 +100,10 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
 def run_with_residual(cfg: EvalConfig, ckpt: Path, env: RobotEnv, policy) -> dict[str, Any]:
     """`residual=<finetune run>`: the frozen base and base + residual on the same seeds (RL engineer's hook)."""
     from robotlearn.rl.evaluate import compare, format_comparison, load_residual
-    from robotlearn.rl.features import FrozenImageEncoder
+    from robotlearn.rl.features import frozen_encoder
 
     residual = load_residual(cfg.residual)
-    features = None
-    if residual.cfg.encoder == "base":  # the residual read image features: the encoder it was trained with
-        src = residual.cfg.encoder_checkpoint
-        features = FrozenImageEncoder(load_policy(src, device="cpu") if src else policy, src or str(ckpt))
+    features = frozen_encoder(residual.cfg, str(ckpt), policy)  # the encoder it was trained with, if any
     result = {"checkpoint": str(ckpt), "residual": cfg.residual,
               **compare(env, policy, residual, cfg.episodes, seed=cfg.seed, progress=cfg.progress,
                         features=features)}

@@ -62,6 +62,21 @@ class FrozenImageEncoder:
         return self.batch({k: np.asarray(obs[k])[None] for k in self.image_keys})[0]
 
 
+def frozen_encoder(rl, base_checkpoint: str | None, base_policy=None) -> FrozenImageEncoder | None:
+    """The encoder a residual with config `rl` reads: None (rl.encoder=none), rl.encoder_checkpoint's, or the
+    base checkpoint's (`base_policy` when it is already loaded)."""
+    if rl.encoder == "none":
+        return None
+    from robotlearn.policies.checkpoint import load_policy
+
+    if rl.encoder_checkpoint:
+        return FrozenImageEncoder(load_policy(rl.encoder_checkpoint, device="cpu"), rl.encoder_checkpoint)
+    if base_policy is None and base_checkpoint is None:
+        raise ValueError("rl.encoder=base: the base is not a checkpoint; name one with rl.encoder_checkpoint=<path>")
+    policy = base_policy if base_policy is not None else load_policy(base_checkpoint, device="cpu")
+    return FrozenImageEncoder(policy, str(base_checkpoint or ""))
+
+
 def rl_state(state: np.ndarray, features: np.ndarray | None) -> np.ndarray:
     """The residual's input: `state` (..., S), then the image features (..., F) where there are any."""
     return state if features is None else np.concatenate([state, features], axis=-1).astype(np.float32)

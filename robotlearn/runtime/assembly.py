@@ -18,7 +18,7 @@ from robotlearn.envs import EnvDescription, EnvError, RobotEnv, describe_env, ma
 from robotlearn.policies.base import BasePolicy
 from robotlearn.policies.registry import CHECKPOINT, base_entry, make_base, parse_base
 from robotlearn.rewards.sources import with_reward
-from robotlearn.rl.features import FrozenImageEncoder
+from robotlearn.rl.features import FrozenImageEncoder, frozen_encoder
 from robotlearn.rl.residual import ResidualConfig
 from robotlearn.runtime.actor import ActorConfig, StopFlag, _should_stop, run_actor
 from robotlearn.runtime.learner import LearnerConfig, run_learner
@@ -43,18 +43,11 @@ def actor_seed(spec: RunSpec, index: int, restart: int = 0) -> int:
 
 def image_encoder(spec: RunSpec) -> FrozenImageEncoder | None:
     """The frozen image encoder the residual reads with rl.encoder=base (None with rl.encoder=none)."""
-    if spec.rl.encoder == "none":
-        return None
-    source = spec.rl.encoder_checkpoint
-    if not source:
-        name, arg = parse_base(spec.base)
-        if name != CHECKPOINT:
-            raise ValueError(f"rl.encoder=base with base={spec.base!r}: that base has no image encoder; "
-                             f"name a checkpoint with rl.encoder_checkpoint=<path>")
-        source = arg
-    from robotlearn.policies.checkpoint import load_policy
-
-    return FrozenImageEncoder(load_policy(source, device="cpu"), source)
+    name, arg = parse_base(spec.base)
+    if spec.rl.encoder == "base" and not spec.rl.encoder_checkpoint and name != CHECKPOINT:
+        raise ValueError(f"rl.encoder=base with base={spec.base!r}: that base has no image encoder; "
+                         f"name a checkpoint with rl.encoder_checkpoint=<path>")
+    return frozen_encoder(spec.rl, arg if name == CHECKPOINT else None)
 
 
 @dataclass
