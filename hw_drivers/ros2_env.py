@@ -187,6 +187,17 @@ class Ros2RobotEnv(RobotEnv):
                                      f"robot.task_state_dim={r.task_state_dim}")
         return check_finite(msg.data, "Float64MultiArray.data")
 
+    def wait_for_intervention(self, timeout_s: float) -> bool:
+        iv = self.p.robot.intervention
+        if iv.msg_type == "none":
+            return False
+        end = time.monotonic() + timeout_s
+        while self.cache.peek(iv.topic, iv.timeout_s) is None:
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.01)
+        return True
+
     def _intervention(self, msg, iv: InterventionConfig) -> np.ndarray:
         A = self.action_space.shape[0]
         if iv.msg_type == "joy":

@@ -169,6 +169,19 @@ def test_teleop_recording_stores_what_the_human_made_the_robot_do(robot):
     assert ds.episode_meta(0)["source"] == "human"
 
 
+def test_teleop_recording_without_a_human_says_so(robot):
+    """No teleop messages: collect teleop=true stops with a one-line error instead of recording a still robot."""
+    from robotlearn.cli.collect import CollectConfig, collect
+    from robotlearn.config import ConfigError
+
+    tmp = robot[4]
+    env_cfg = {"_target_": "hw_drivers.ros2_env.Ros2RobotEnv", "params": str(tmp / "panda_cam.yaml"),
+               "overrides": {"dds.domain_id": DOMAIN}}
+    with pytest.raises(ConfigError, match="no teleop input"):
+        collect(CollectConfig(env=env_cfg, teleop=True, teleop_wait_s=1.0, episodes=1,
+                              out=str(tmp / "silent.zarr"), progress=False))
+
+
 def test_human_intervention_overrides_the_policy(robot):
     env, helper = robot[0], robot[2]
     pub = helper.node.create_publisher(Float64MultiArray, "/teleop/action", RELIABLE_QOS)

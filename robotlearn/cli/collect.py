@@ -35,6 +35,8 @@ class CollectConfig:
     # Pure teleop recording: no policy acts (a zero action: the robot holds still) and every step records
     # what the human's intervention made the robot do. Needs an env with an intervention input (ROS 2).
     teleop: bool = False
+    # teleop=true: each episode starts once the human's input is live; no input for this long is an error.
+    teleop_wait_s: float = 30.0
     source: Optional[str] = None
     only_success: bool = False
     max_attempts: Optional[int] = None
@@ -69,6 +71,16 @@ def next_seed(path: Path, default: int) -> int:
     if ds.n_episodes == 0 or "seed" not in ds.meta_keys:
         return default + ds.n_episodes
     return max(default, int(ds.meta_array("seed").max()) + 1)
+
+
+def wait_for_human(env: RobotEnv, timeout_s: float, bar) -> None:
+    """teleop=true records only the human: start an episode once their input is live, not before."""
+    if env.unwrapped.wait_for_intervention(0.0):
+        return
+    bar.write(f"collect teleop=true: waiting up to {timeout_s:.0f} s for the teleop input of {env.name!r} ...")
+    if not env.unwrapped.wait_for_intervention(timeout_s):
+        raise ConfigError(f"collect teleop=true: no teleop input from {env.name!r} within {timeout_s:.0f} s "
+                          f"(is the teleop device publishing? teleop_wait_s=<s> waits longer)")
 
 
 def run_episode(env: RobotEnv, stepper: ChunkStepper, writer: EpisodeWriter, seed: int) -> tuple[bool, bool]:
@@ -109,6 +121,8 @@ def collect(cfg: CollectConfig) -> dict[str, Any]:
                unit="ep", disable=not cfg.progress)
     try:
         while writer.n_episodes < cfg.episodes and (max_attempts is None or attempts < max_attempts):
+            if cfg.teleop:
+                wait_for_human(env, cfg.teleop_wait_s, bar)
             success, terminated = run_episode(env, stepper, writer, seed)
             attempts += 1
             successes += success

@@ -154,6 +154,10 @@ class RobotEnv(gym.Env):
     def description(self) -> EnvDescription:
         return EnvDescription(self.env_info, self.observation_space, self.action_space)
 
+    def wait_for_intervention(self, timeout_s: float) -> bool:
+        """Block until a human's input is live (True) or `timeout_s` passes (False). Envs without one: False."""
+        return False
+
     # --- gymnasium API --------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
