@@ -8,9 +8,10 @@ of up to max_velocity/control_hz from the last target), goes through the safety
 layer and is published; (3) the env sleeps to the next control tick of a wall-clock
 schedule (a late step counts as an overrun, reported in `info` and `timing`);
 (4) the observation is assembled from the newest message on every topic, each
-checked against its staleness limit. Reset goes through the robot's Trigger service.
-Success comes from the task success topic or a human label (std_msgs/Bool: True
-success, False failure); both end the episode.
+checked against its staleness limit; `info["timestamp"]` is the header stamp of its
+joint-state message (the robot's clock, s), which the next command carries. Reset
+goes through the robot's Trigger service. Success comes from the task success topic
+or a human label (std_msgs/Bool: True success, False failure); both end the episode.
 
 state (float32) = q (n) | dq (n, if env.include_velocity) | TCP xyz by forward kinematics (3, if
 env.include_tcp) | gripper width (1, if gripper joints) | task state (robot.task_state_dim), named
@@ -61,6 +62,7 @@ from robotlearn.envs.interface import (
     INFO_INTERVENTION,
     INFO_INTERVENTION_ACTION,
     INFO_SUCCESS,
+    INFO_TIMESTAMP,
 )
 
 
@@ -265,12 +267,12 @@ class Ros2RobotEnv(RobotEnv):
         self._target = self._q.copy()
         self._gripper = -1.0
         self._tick = time.monotonic()
-        return obs, {"reset_response": resp.message}
+        return obs, {"reset_response": resp.message, INFO_TIMESTAMP: self._stamp_s}
 
     def _step(self, action: np.ndarray):
         r, info = self.p.robot, {}
         if self.estop.engaged:
-            return self._observe_or_last(), 0.0, True, {"estop": self.estop.reason}
+            return self._observe_or_last(), 0.0, True, {"estop": self.estop.reason, INFO_TIMESTAMP: self._stamp_s}
         self.cache.get(r.state_topic, r.staleness.state_s)  # never command from a dead state stream
         human = self.cache.peek(r.intervention.topic, r.intervention.timeout_s) if r.intervention.msg_type != "none" else None
         if human is not None:
@@ -289,8 +291,13 @@ class Ros2RobotEnv(RobotEnv):
             success, terminated = bool(label), True
             info["human_label"] = bool(label)
         terminated = terminated or (success and self.p.env.terminate_on_success)
-        info[INFO_SUCCESS] = success
+        info[INFO_SUCCESS], info[INFO_TIMESTAMP] = success, self._stamp_s
         return obs, float(success), terminated, info
+
+    @property
+    def _stamp_s(self) -> float:
+        """INFO_TIMESTAMP: the header stamp (s, the robot's clock) of the state message behind the last observation."""
+        return self._obs_stamp * 1e-9
 
     def _observe_or_last(self) -> dict[str, np.ndarray]:
         try:

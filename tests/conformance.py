@@ -42,7 +42,8 @@ def assert_info(env: RobotEnv, info: dict, where: str) -> None:
         assert key in info, f"{env.name} {where}: info lacks {key!r} (has {sorted(info)})"
     assert isinstance(info["success"], (bool, np.bool_)), f"{env.name} {where}: info['success'] not bool"
     assert isinstance(info["is_intervention"], (bool, np.bool_))
-    assert isinstance(info["timestamp"], float) and info["timestamp"] > 0
+    ts = info["timestamp"]
+    assert isinstance(ts, float) and math.isfinite(ts) and ts >= 0, f"{env.name} {where}: bad timestamp {ts!r}"
 
 
 def rollout(env: RobotEnv, seed: int, actions: np.ndarray) -> list[np.ndarray]:
@@ -159,6 +160,24 @@ def check_step_after_done(env: RobotEnv, deterministic: bool = True) -> None:
     env.step(zero)  # usable again after reset
 
 
+def check_timestamps(env: RobotEnv, deterministic: bool = True) -> None:
+    """info['timestamp'] never runs backwards within an episode. Deterministic (simulated) backends report
+    simulated time since reset: 0 at reset and k control periods after k steps, whatever the host clock does."""
+    _, info = env.reset(seed=SEED)
+    stamps = [info["timestamp"]]
+    for a in random_actions(env, 4, scale=0.1, seed=3):
+        _, _, term, trunc, info = env.step(a)
+        stamps.append(info["timestamp"])
+        if term or trunc:
+            break
+    assert all(b >= a for a, b in zip(stamps, stamps[1:])), f"{env.name}: timestamps run backwards: {stamps}"
+    if deterministic:
+        want = [k / env.control_hz for k in range(len(stamps))]
+        np.testing.assert_allclose(stamps, want, rtol=0, atol=1e-9,
+                                   err_msg=f"{env.name}: timestamps are not simulated seconds since reset "
+                                           f"at the declared {env.control_hz} Hz")
+
+
 CHECKS: dict[str, Callable[[RobotEnv, bool], None]] = {
     "declared": check_declared,
     "spaces": check_spaces,
@@ -166,6 +185,7 @@ CHECKS: dict[str, Callable[[RobotEnv, bool], None]] = {
     "clipping": check_clipping,
     "invalid_actions": check_invalid_actions,
     "step_after_done": check_step_after_done,
+    "timestamps": check_timestamps,
 }
 
 

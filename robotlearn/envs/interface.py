@@ -4,6 +4,9 @@ Policies, datasets and learners only ever see this: a dict observation
 (`state` float32 + optional `images/<camera>` uint8 HxWx3), a Box action in
 [-1, 1] whose mapping to physical units the backend owns and declares, sparse
 reward, and `info` with `success`, `is_intervention` and `timestamp`.
+The timestamp is the observation's own clock, never the host's: simulated seconds
+since reset in simulation (so seeded runs give identical `info`, as gymnasium's
+env checker requires), the sensor stamp on a robot.
 
 Backends subclass `RobotEnv` and implement `_reset` / `_step`; the base class
 owns the behaviour every backend must share (action validation, time limit,
@@ -11,7 +14,6 @@ step-after-done), so the conformance suite in tests/ checks one implementation.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +27,10 @@ IMAGE_PREFIX = "images/"
 # `info` keys that cross modules. Every step sets the first three; the rest only where they apply.
 INFO_SUCCESS = "success"  # bool: the task's success detector fired this step
 INFO_INTERVENTION = "is_intervention"  # bool: a human's action replaced the policy's this step
-INFO_TIMESTAMP = "timestamp"  # float: wall-clock time of the observation
+# float s: when the returned observation was taken. Simulated backends: seconds of simulated time since
+# reset (`RobotEnv.sim_time`), deterministic. Robots: the stamp of the state message the observation was
+# built from (the stamp the next command carries). Host wall-clock time is never put here.
+INFO_TIMESTAMP = "timestamp"
 INFO_INTERVENTION_ACTION = "intervention_action"  # (A,) float32 normalised: the human's action that was executed
 
 
@@ -166,7 +171,7 @@ class RobotEnv(gym.Env):
         self._done = False
         info.setdefault(INFO_SUCCESS, False)
         info.setdefault(INFO_INTERVENTION, False)
-        info.setdefault(INFO_TIMESTAMP, time.time())
+        info.setdefault(INFO_TIMESTAMP, float(self.sim_time()))
         return obs, info
 
     def step(self, action):
@@ -182,7 +187,7 @@ class RobotEnv(gym.Env):
         self._done = bool(terminated or truncated)
         info.setdefault(INFO_SUCCESS, False)
         info.setdefault(INFO_INTERVENTION, False)
-        info.setdefault(INFO_TIMESTAMP, time.time())
+        info.setdefault(INFO_TIMESTAMP, float(self.sim_time()))
         info["t"] = self._t
         return obs, float(reward), bool(terminated), bool(truncated), info
 
@@ -199,6 +204,11 @@ class RobotEnv(gym.Env):
         return np.clip(a, -1.0, 1.0)
 
     # --- backend hooks --------------------------------------------------
+    def sim_time(self) -> float:
+        """Simulated seconds since reset: INFO_TIMESTAMP unless the backend sets it (a robot sets its sensor
+        stamp). This default counts control periods; a backend with a physics clock returns that instead."""
+        return self._t / self.control_hz
+
     def _reset(self, seed: int | None, options: dict) -> tuple[dict[str, np.ndarray], dict]:
         raise NotImplementedError
 

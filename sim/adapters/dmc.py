@@ -60,3 +60,6 @@ class DMCEnv(RobotEnv):
         reward = r if self.reward_type == "dense" else float(success)
         terminated = (success and self.terminate_on_success) or (ts.last() and ts.discount == 0.0)
         return self._obs(ts), reward, bool(terminated), {"success": success}
+
+    def sim_time(self) -> float:
+        return float(self.physics.data.time)  # dm_control's physics clock, zeroed by reset

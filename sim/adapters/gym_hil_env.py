@@ -62,5 +62,8 @@ class GymHilEnv(RobotEnv):
         success = bool(info.get("succeed", False))
         return self._obs(o), float(success), bool(terminated), {"success": success}
 
+    def sim_time(self) -> float:
+        return float(self._env.data.time)  # gym-hil's MuJoCo clock, zeroed by reset
+
     def close(self) -> None:
         self._env.close()

@@ -58,5 +58,8 @@ class RobosuiteEnv(RobotEnv):
         success = bool(self._env._check_success())
         return self._obs(obs), float(success), success, {"success": success}
 
+    def sim_time(self) -> float:
+        return float(self._env.sim.data.time)  # robosuite's physics clock, zeroed by reset
+
     def close(self) -> None:
         self._env.close()

@@ -277,6 +277,9 @@ class PandaTaskEnv(RobotEnv):
         info[INFO_INTERVENTION], info[INFO_INTERVENTION_ACTION] = True, human.astype(np.float32)
         return human
 
+    def sim_time(self) -> float:
+        return float(self.data.time)  # the physics clock (mj_resetData zeroes it on reset)
+
     def close(self) -> None:
         if self._renderer is not None:
             self._renderer.close()
