@@ -5,3 +5,8 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 __version__ = "0.1.0"
+
+# `gymnasium.make("robotlearn/<group>-<name>-v0", **kwargs)` for every env (robotlearn/envs/gymnasium_ids.py)
+from robotlearn.envs.gymnasium_ids import register_gymnasium_envs  # noqa: E402
+
+register_gymnasium_envs()

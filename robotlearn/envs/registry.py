@@ -26,7 +26,10 @@ def config_root() -> Path:
 
 
 def register_env(name: str, factory: Callable[..., RobotEnv]) -> None:
+    from robotlearn.envs.gymnasium_ids import register_gymnasium_envs
+
     _FACTORIES[name] = factory
+    register_gymnasium_envs([name])  # gymnasium.make("robotlearn/<group>-<name>-v0") builds it too
 
 
 def list_envs() -> list[str]:
