@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
-from robotlearn.envs.registry import config_root
 
 T = TypeVar("T")
 
@@ -37,6 +36,8 @@ def compose(config_name: str, overrides: list[str]) -> Any:
     from hydra.errors import HydraException
 
     try:
+        from robotlearn.envs.registry import config_root  # here: the registry itself uses ConfigError
+
         with initialize_config_dir(config_dir=str(config_root()), version_base="1.3"):
             return hydra_compose(config_name=config_name, overrides=list(overrides))
     except HydraException as e:
@@ -45,6 +46,8 @@ def compose(config_name: str, overrides: list[str]) -> Any:
 
 def read_yaml(path: str | Path) -> Any:
     """One YAML config file (no hydra groups); a relative path not found here is looked up under configs/."""
+    from robotlearn.envs.registry import config_root
+
     p = Path(path)
     if not p.is_file() and not p.is_absolute() and (config_root() / p).is_file():
         p = config_root() / p  # `ros2/finetune_panda_sim.yaml` means the one under configs/

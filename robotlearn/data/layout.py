@@ -151,7 +151,10 @@ def env_info_to_dict(info: EnvInfo) -> dict[str, Any]:
 def env_info_from_dict(d: dict[str, Any] | None) -> EnvInfo | None:
     if not d:
         return None
-    spec = {k: tuple(v) if isinstance(v, list) else v for k, v in d["action_spec"].items()}
-    return EnvInfo(name=d["name"], control_hz=float(d["control_hz"]), horizon=int(d["horizon"]),
-                   action_spec=ActionSpec(**spec), config=dict(d.get("config") or {}),
-                   state_names=tuple(d.get("state_names") or ()))
+    try:
+        spec = {k: tuple(v) if isinstance(v, list) else v for k, v in d["action_spec"].items()}
+        return EnvInfo(name=d["name"], control_hz=float(d["control_hz"]), horizon=int(d["horizon"]),
+                       action_spec=ActionSpec(**spec), config=dict(d.get("config") or {}),
+                       state_names=tuple(d.get("state_names") or ()))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise DatasetError(f"malformed env record {str(d)[:200]}: {type(e).__name__}: {e}") from None

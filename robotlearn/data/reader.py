@@ -15,6 +15,7 @@ import numpy as np
 import zarr
 
 from robotlearn.data import layout
+from robotlearn.data.integrity import CHECKSUMS
 from robotlearn.data.layout import DATA, EPISODE_ENDS, META, META_FIELDS, DatasetError
 from robotlearn.envs.interface import EnvInfo
 
@@ -53,6 +54,10 @@ def scan(root: zarr.Group, path: str = "") -> Snapshot:
             errors.append(f"{path}: data/{k} has {a.shape[0]} steps but meta/episode_ends ends at {n}: "
                           f"episode {ep} (ends at {ends[ep]}) and later are missing in data/{k}")
     meta = {k: v for k, v in layout.list_arrays(root[META]).items() if k != "episode_ends"}
+    meta.pop(CHECKSUMS, None)  # (E, K), not a per-episode field: robotlearn.data.integrity reads it
+    sums = root.get(f"{META}/{CHECKSUMS}")
+    if sums is not None and sums.shape[0] < len(ends):
+        errors.append(f"{path}: meta/{CHECKSUMS} has {sums.shape[0]} entries for {len(ends)} committed episodes")
     for k, a in meta.items():
         if a.shape[0] < len(ends):
             errors.append(f"{path}: meta/{k} has {a.shape[0]} entries for {len(ends)} committed episodes")
@@ -63,8 +68,10 @@ def scan(root: zarr.Group, path: str = "") -> Snapshot:
 class EpisodeDataset:
     """Read-only view of the committed episodes of a dataset directory."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, verify: bool = False) -> None:
+        """`verify`: check every chunk header and episode checksum on open (reads the whole dataset once)."""
         self.path = Path(path)
+        self.verify = verify
         self.refresh()
 
     def refresh(self) -> None:
@@ -73,6 +80,13 @@ class EpisodeDataset:
         snap = scan(self._root, str(self.path))
         if snap.errors:
             raise DatasetError("inconsistent dataset:\n  " + "\n  ".join(snap.errors))
+        if self.verify:
+            from robotlearn.data.integrity import check_chunk_files, verify_checksums
+
+            bad = check_chunk_files(self.path, snap.data) or verify_checksums(
+                self.path, self._root, snap.episode_ends, snap.data)[0]
+            if bad:
+                raise DatasetError(f"{self.path} is corrupt (verify=true):\n  " + "\n  ".join(bad))
         self._snap = snap
         self.attrs: dict[str, Any] = dict(self._root.attrs)
 

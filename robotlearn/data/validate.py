@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from robotlearn.data import layout
+from robotlearn.data.integrity import check_chunk_files, verify_checksums
 from robotlearn.data.layout import DatasetError
 from robotlearn.data.reader import scan
 
@@ -42,6 +43,14 @@ def validate(path: str | Path) -> tuple[list[str], list[str]]:
             warnings.append(f"data arrays {extra} are not in the schema")
     if errors:  # the per-episode checks below need consistent lengths
         return errors, warnings
+    errors += check_chunk_files(Path(path), snap.data)
+    if errors:  # never hand a damaged chunk to the decompressor
+        return errors, warnings
+    crc_errors, has_checksums = verify_checksums(Path(path), root, snap.episode_ends, snap.data)
+    errors += crc_errors
+    if not has_checksums:
+        warnings.append("no per-episode checksums (written before they existed, or by another tool): "
+                        "checked structurally only; deleted or overwritten chunks cannot be detected")
     ends = snap.episode_ends
     starts = np.concatenate([[0], ends[:-1]])
     if "length" in snap.meta:
@@ -52,7 +61,11 @@ def validate(path: str | Path) -> tuple[list[str], list[str]]:
         if a.dtype.kind != "f":
             continue
         for i, (s, e) in enumerate(zip(starts, ends)):
-            v = a[int(s):int(e)]
+            try:
+                v = a[int(s):int(e)]
+            except Exception as exc:  # a chunk the codec rejects (a dataset without checksums): report, never crash
+                errors.append(f"data/{key}: episode {i} does not decode ({type(exc).__name__}: {exc})")
+                break
             bad = ~np.isfinite(v.reshape(len(v), -1)).all(1)
             if bad.any():
                 errors.append(f"data/{key}: non-finite values in episode {i} at step {int(np.argmax(bad))}")

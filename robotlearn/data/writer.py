@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from robotlearn.data import layout
+from robotlearn.data import integrity, layout
 from robotlearn.data.layout import DATA, META, META_FIELDS, SOURCES, DatasetError
 from robotlearn.data.reader import scan
 from robotlearn.envs.interface import EnvInfo
@@ -107,6 +107,9 @@ class EpisodeWriter:
         for name, (dtype, fill) in META_FIELDS.items():
             layout.create_meta_array(root, name, dtype, fill)
         layout.create_meta_array(root, "episode_ends", "int64", 0)
+        keys = sorted(schema)
+        root.create_array(f"{META}/{integrity.CHECKSUMS}", shape=(0, len(keys)), chunks=(layout.META_CHUNK, len(keys)),
+                          dtype="uint32", compressors=layout.compressor(False, root.metadata.zarr_format), fill_value=0)
         info = self.env_info
         root.attrs.update({
             "layout_version": layout.LAYOUT_VERSION,
@@ -115,6 +118,7 @@ class EpisodeWriter:
             "control_hz": info.control_hz if info else None,
             "env": layout.env_info_to_dict(info) if info else None,
             "categories": {"source": list(SOURCES)},
+            integrity.CHECKSUMS: {"algorithm": integrity.ALGORITHM, "keys": keys},
             **self._extra_attrs,
         })
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +152,10 @@ class EpisodeWriter:
         self._data = layout.list_arrays(root[DATA])
         self._meta = layout.list_arrays(root[META])
         self._ends = self._meta.pop("episode_ends")
+        # Datasets from before checksums (or foreign ones) get none: a CRC for only some episodes would mislead.
+        self._sums = self._meta.pop(integrity.CHECKSUMS, None)
+        self._sum_keys: list[str] = list((attrs.get(integrity.CHECKSUMS) or {}).get("keys", []))
+        self._crc: dict[str, int] = {}
         self._n_steps = self._committed_steps(self._ends[:])
 
     def _recover(self) -> None:
@@ -166,6 +174,8 @@ class EpisodeWriter:
         for a in self._meta.values():
             if a.shape[0] > n_ep:
                 a.resize((n_ep,))
+        if self._sums is not None and self._sums.shape[0] > n_ep:
+            self._sums.resize((n_ep, self._sums.shape[1]))
         for stray in self.path.rglob("*.partial"):  # temp files of an interrupted atomic write
             stray.unlink(missing_ok=True)
         if longest > n or snap.interrupted_commit:
@@ -284,6 +294,7 @@ class EpisodeWriter:
             block = np.concatenate(parts)
             layout.grow(a, start + len(block))
             a[start : start + len(block)] = block
+            self._crc[key] = integrity.crc32(block, self._crc.get(key, 0))
         self._pending = {}
         self._n_pending = 0
 
@@ -320,6 +331,10 @@ class EpisodeWriter:
         for name, a in self._meta.items():
             layout.grow(a, n_ep + 1)
             a[n_ep] = fields.get(name, a.fill_value)
+        if self._sums is not None:
+            layout.grow(self._sums, n_ep + 1)
+            self._sums[n_ep] = np.array([self._crc.get(k, 0) for k in self._sum_keys], np.uint32)
+        self._crc = {}
         end = self.n_steps + self._t
         layout.grow(self._ends, n_ep + 1)
         self._ends[n_ep] = end  # the commit
@@ -328,7 +343,7 @@ class EpisodeWriter:
 
     def discard_episode(self) -> None:
         """Drop the episode in progress (nothing committed is touched)."""
-        self._pending, self._n_pending, self._t = {}, 0, 0
+        self._pending, self._n_pending, self._t, self._crc = {}, 0, 0, {}
         if self._root is None:
             return
         n = self.n_steps

@@ -1,7 +1,8 @@
 """Envs by name: `make_env("sim/lift")`, `make_env("dmc/cartpole-swingup")`, `make_env("ros2/panda")`.
 
 A name is a YAML file under `configs/env/<name>.yaml` holding a hydra `_target_`
-(the class or factory) and its keyword arguments; the same files are the hydra
+(an env class from robotlearn, sim, hw_drivers or an allowed plugin package) and its
+keyword arguments; the same files are the hydra
 `env=` group of every CLI command. Code can also `register_env(name, factory)`.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Callable
 
 from omegaconf import OmegaConf
 
+from robotlearn.config import ConfigError
 from robotlearn.envs.interface import EnvDescription, RobotEnv
 
 _FACTORIES: dict[str, Callable[..., RobotEnv]] = {}
@@ -38,34 +40,82 @@ def list_envs() -> list[str]:
     return sorted(names | set(_FACTORIES))
 
 
+class UnknownEnvError(ConfigError, KeyError):
+    """No env of that name (a ConfigError for the CLI's one-line message; a KeyError for lookups)."""
+
+    __str__ = BaseException.__str__
+
+
 def env_config(name: str) -> dict[str, Any]:
     path = config_root() / "env" / f"{name}.yaml"
-    if not path.exists():
-        raise KeyError(f"unknown env {name!r}: no {path}; known envs: {', '.join(list_envs())}")
+    if not isinstance(name, str) or not path.exists():
+        raise UnknownEnvError(f"unknown env {name!r}: no {path}; known envs: {', '.join(list_envs())}")
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True)  # type: ignore[return-value]
+
+
+# Env classes are looked up only inside these packages: an env config read from a dataset or a
+# checkpoint is data, so a `_target_` there cannot name `pathlib.Path.write_text` or `os.system`.
+# A plugin adds its own package with `allow_env_package("my_robots")`.
+_ALLOWED_PACKAGES = {"robotlearn", "sim", "hw_drivers"}
+
+
+def allow_env_package(package: str) -> None:
+    """Let `_target_` name env classes in `package` (a plugin's own envs)."""
+    _ALLOWED_PACKAGES.add(package.split(".")[0])
+
+
+def env_class(target: Any) -> Callable[..., RobotEnv]:
+    """The env class (or factory) a `_target_` names, from an allowed package only; never a call."""
+    import importlib
+
+    if not isinstance(target, str) or not target or target.split(".")[0] not in _ALLOWED_PACKAGES:
+        raise ConfigError(f"env _target_ {target!r} is not an env of an allowed package "
+                          f"({', '.join(sorted(_ALLOWED_PACKAGES))}); env configs are data, not code to run")
+    module, _, attr = target.rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"env _target_ {target!r}: {e}") from e
+    if not (isinstance(obj, type) and issubclass(obj, RobotEnv)):
+        raise ConfigError(f"env _target_ {target!r} is not a RobotEnv class")
+    return obj
 
 
 def _resolve(name: str | dict, overrides: dict[str, Any]) -> dict[str, Any]:
     cfg = dict(name) if isinstance(name, dict) else env_config(name)
     cfg.pop("name", None)
+    special = sorted(k for k in overrides if str(k).startswith("_"))
+    if special:  # kwargs only: the target comes from the named config, never from the overrides
+        raise ConfigError(f"env {name if isinstance(name, str) else cfg.get('_target_')!r}: "
+                          f"overrides may not set {special}")
     cfg.update(overrides)
     return cfg
 
 
 def make_env(name: str | dict, **overrides: Any) -> RobotEnv:
-    """Build an env from its registered name (or a config dict with `_target_`)."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
+    """Build an env from its registered name (or a config dict with `_target_`).
 
+    The config's `_target_` names the env class (from an allowed package); every other key is passed
+    as a keyword argument, as plain data: nothing nested in it is instantiated.
+    """
     if isinstance(name, str) and name in _FACTORIES:
         return _FACTORIES[name](**overrides)
     cfg = _resolve(name, overrides)
+    target = cfg.pop("_target_", None)
+    special = sorted(k for k in cfg if str(k).startswith("_"))
+    if special:
+        raise ConfigError(f"env {target!r}: unsupported config keys {special} (an env config is _target_ + kwargs)")
+    cls = env_class(target)
     try:
-        env = instantiate(cfg, _convert_="all")
-    except InstantiationException as e:  # a bad value or keyword for the env: say which, without hydra's wrapping
-        if isinstance(e.__cause__, (ValueError, TypeError)):
-            raise ValueError(f"env {cfg.get('_target_')}: {e.__cause__}") from e.__cause__
+        env = cls(**cfg)
+    except TypeError as e:  # a keyword the env does not take: say which env, in one line
+        if "argument" in str(e):
+            raise ConfigError(f"env {target}: {e}") from e
         raise
+    except ConfigError:
+        raise
+    except ValueError as e:  # a bad value for the env
+        raise ConfigError(f"env {target}: {e}") from e
     if not isinstance(env, RobotEnv):
         raise TypeError(f"env {name!r} built {type(env).__name__}, which is not a robotlearn RobotEnv")
     return env
@@ -81,13 +131,11 @@ def describe_env(name: str | dict, **overrides: Any) -> EnvDescription:
 
 @lru_cache(maxsize=16)
 def _describe(key: str, overrides_json: str) -> EnvDescription:
-    from hydra.utils import get_object
-
     if key in _FACTORIES:
         env = make_env(key, **json.loads(overrides_json))
     else:
         cfg = json.loads(key)
-        target = get_object(cfg["_target_"])
+        target = env_class(cfg.get("_target_"))
         describe = getattr(target, "describe", None)
         if callable(describe):
             return describe(**{k: v for k, v in cfg.items() if k != "_target_"})
