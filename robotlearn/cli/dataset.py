@@ -1,17 +1,24 @@
-"""`robotlearn dataset info|validate|view|import-bag|import-robomimic path=... [key=value ...]`."""
+"""`robotlearn dataset info|validate|view|import-bag|import-robomimic|import-lerobot|export-lerobot [key=value ...]`.
+
+`keys='{img: images/front}'` reads a dataset's arrays under robotlearn names (info, validate, view,
+export-lerobot) or renames LeRobot features on import-lerobot; info and validate print each array's
+role (state, camera, action, reward, intervention, unused) and warn about unused arrays that look like cameras.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from robotlearn.cli.config import ConfigError, load
-from robotlearn.data import EpisodeDataset
+from robotlearn.cli.config import ConfigError, fail, load
+from robotlearn.data import DatasetError, EpisodeDataset
+from robotlearn.data.exporters.lerobot import LeRobotExportConfig
+from robotlearn.data.keys import array_roles, unused_camera_warnings
 from robotlearn.data.validate import disk_bytes, validate
 
-SUBCOMMANDS = ("info", "validate", "view", "import-bag", "import-robomimic")
+SUBCOMMANDS = ("info", "validate", "view", "import-bag", "import-robomimic", "import-lerobot", "export-lerobot")
 
 
 @dataclass
@@ -26,6 +33,10 @@ class DatasetConfig:
     success: Optional[bool] = None
     hdf5: Optional[str] = None
     overwrite: bool = False
+    src: Optional[str] = None  # import-lerobot: the LeRobot folder; export-lerobot: the zarr dataset
+    keys: Optional[dict[str, str]] = None  # array (or LeRobot feature) -> robotlearn key, e.g. {img: images/front}
+    progress: bool = True  # import-lerobot / export-lerobot: progress bar
+    export: LeRobotExportConfig = field(default_factory=LeRobotExportConfig)  # export-lerobot: video and file options
 
 
 def _size(n: float) -> str:
@@ -44,8 +55,15 @@ def _codec(a) -> str:
     return ", ".join(parts) or "none"
 
 
-def info(path: str) -> str:
-    ds = EpisodeDataset(path)
+def roles(ds: EpisodeDataset) -> tuple[dict[str, str], list[str]]:
+    """Each array's role for a policy trained on the dataset as read, and warnings about unused cameras."""
+    schema = {k: (tuple(ds.array(k).shape[1:]), ds.array(k).dtype) for k in ds.keys}
+    r = array_roles(schema)
+    return r, unused_camera_warnings(schema, r)
+
+
+def info(path: str, key_map: dict[str, str] | None = None) -> str:
+    ds = EpisodeDataset(path, key_map=key_map)
     lines = []
     layout_v = ds.attrs.get("layout_version")
     lines.append(f"dataset    {ds.path} (zarr v{ds.format_version}, "
@@ -69,11 +87,15 @@ def info(path: str) -> str:
     total = disk_bytes(ds.path)
     lines.append(f"on disk    {_size(total)}" + (f" ({_size(total / ds.n_steps)} per step)" if ds.n_steps else ""))
     lines.append("")
-    lines.append(f"{'key':<22}{'shape':<16}{'dtype':<10}{'chunks':<20}{'compressor':<16}{'on disk':>10}")
+    role, warnings = roles(ds)
+    on_disk = {k: k for k in ds.keys} | {v: k for k, v in ds.key_map.items()}  # read name -> name on disk
+    lines.append(f"{'key':<22}{'role':<14}{'shape':<16}{'dtype':<10}{'chunks':<20}{'compressor':<16}{'on disk':>10}")
     for k in ds.keys:
         a = ds.array(k)
-        lines.append(f"{k:<22}{str(tuple(a.shape[1:])):<16}{str(a.dtype):<10}{str(tuple(a.chunks)):<20}"
-                     f"{_codec(a):<16}{_size(disk_bytes(ds.path / 'data' / k)):>10}")
+        name = k if on_disk[k] == k else f"{k} <- {on_disk[k]}"
+        lines.append(f"{name:<22}{role[k]:<14}{str(tuple(a.shape[1:])):<16}{str(a.dtype):<10}{str(tuple(a.chunks)):<20}"
+                     f"{_codec(a):<16}{_size(disk_bytes(ds.path / 'data' / on_disk[k])):>10}")
+    lines += [f"warning: {w}" for w in warnings]
     return "\n".join(lines)
 
 
@@ -81,13 +103,26 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] not in SUBCOMMANDS:
         print(f"usage: robotlearn dataset {{{'|'.join(SUBCOMMANDS)}}} path=... [key=value ...]")
         return 2
-    sub, cfg = argv[0], load("dataset", argv[1:], DatasetConfig)
+    try:
+        return run(argv[0], load("dataset", argv[1:], DatasetConfig))
+    except (ConfigError, DatasetError, FileNotFoundError) as e:  # what a user can get wrong; bugs keep tracebacks
+        fail(str(e))
+    return 2
+
+
+def run(sub: str, cfg: DatasetConfig) -> int:
+    if sub in ("import-lerobot", "export-lerobot"):
+        return lerobot(sub, cfg)
     if not cfg.path:
         raise ConfigError(f"dataset {sub} needs path=<dataset.zarr>")
     if sub == "info":
-        print(info(cfg.path))
+        print(info(cfg.path, cfg.keys))
     elif sub == "validate":
         errors, warnings = validate(cfg.path)
+        if not errors:
+            ds = EpisodeDataset(cfg.path, key_map=cfg.keys)
+            role, cams = roles(ds)
+            warnings += cams
         for w in warnings:
             print(f"warning: {w}")
         for e in errors:
@@ -95,12 +130,12 @@ def main(argv: list[str]) -> int:
         if errors:
             print(f"{cfg.path}: INVALID ({len(errors)} problem{'s' * (len(errors) > 1)})")
             return 1
-        ds = EpisodeDataset(cfg.path)
-        print(f"{cfg.path}: OK ({ds.n_episodes} episodes, {ds.n_steps} steps, keys {ds.keys})")
+        print(f"{cfg.path}: OK ({ds.n_episodes} episodes, {ds.n_steps} steps); roles: "
+              + ", ".join(f"{k} {r}" for k, r in role.items()))
     elif sub == "view":
         from robotlearn.data.view import episode_png, episode_video
 
-        ds = EpisodeDataset(cfg.path)
+        ds = EpisodeDataset(cfg.path, key_map=cfg.keys)
         out = Path(cfg.out or f"{Path(cfg.path).with_suffix('')}_ep{cfg.episode}.png")
         if out.suffix == ".png":
             episode_png(ds, cfg.episode, out, cfg.frames)
@@ -123,4 +158,23 @@ def main(argv: list[str]) -> int:
             raise ConfigError("import-robomimic needs hdf5=<file.hdf5>")
         n = import_robomimic(cfg.hdf5, cfg.path, overwrite=cfg.overwrite)
         print(f"imported {n} robomimic demos into {cfg.path}")
+    return 0
+
+
+def lerobot(sub: str, cfg: DatasetConfig) -> int:
+    if not (cfg.src and cfg.out):
+        need = "src=<LeRobot folder> out=<dataset.zarr>" if sub == "import-lerobot" else "src=<dataset.zarr> out=<LeRobot folder>"
+        raise ConfigError(f"dataset {sub} needs {need}")
+    if sub == "import-lerobot":
+        from robotlearn.data.importers import import_lerobot
+
+        n = import_lerobot(cfg.src, cfg.out, key_map=cfg.keys, overwrite=cfg.overwrite, progress=cfg.progress)
+        print(f"{cfg.out}: {n} episodes imported from {cfg.src}")
+    else:
+        from robotlearn.data.exporters import export_lerobot
+
+        meta = export_lerobot(cfg.src, cfg.out, cfg.export, key_map=cfg.keys, overwrite=cfg.overwrite,
+                              progress=cfg.progress)
+        print(f"{cfg.out}: LeRobot v3.0, {meta['total_episodes']} episodes, {meta['total_frames']} frames, "
+              f"{sum(f['dtype'] == 'video' for f in meta['features'].values())} camera video(s)")
     return 0

@@ -3,7 +3,8 @@
 Only `meta/episode_ends` is trusted: data beyond its last entry belongs to an
 episode that was still being recorded (or crashed) and is reported as
 `partial_steps`, never returned as an episode. Safe to use while a writer appends;
-call `refresh()` to see newly committed episodes.
+call `refresh()` to see newly committed episodes. `key_map` renames arrays as they are read
+(robotlearn/data/keys.py), e.g. a diffusion_policy zarr's `img` as `images/front`.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 import zarr
 
 from robotlearn.data import layout
+from robotlearn.data.keys import apply_key_map
 from robotlearn.data.integrity import CHECKSUMS
 from robotlearn.data.layout import DATA, EPISODE_ENDS, META, META_FIELDS, DatasetError
 from robotlearn.envs.interface import EnvInfo
@@ -68,10 +70,12 @@ def scan(root: zarr.Group, path: str = "") -> Snapshot:
 class EpisodeDataset:
     """Read-only view of the committed episodes of a dataset directory."""
 
-    def __init__(self, path: str | Path, verify: bool = False) -> None:
+    def __init__(self, path: str | Path, verify: bool = False,
+                 key_map: dict[str, str] | None = None) -> None:
         """`verify`: check every chunk header and episode checksum on open (reads the whole dataset once)."""
         self.path = Path(path)
         self.verify = verify
+        self.key_map = dict(key_map or {})  # {array on disk: the name it is read as}
         self.refresh()
 
     def refresh(self) -> None:
@@ -87,6 +91,7 @@ class EpisodeDataset:
                 self.path, self._root, snap.episode_ends, snap.data)[0]
             if bad:
                 raise DatasetError(f"{self.path} is corrupt (verify=true):\n  " + "\n  ".join(bad))
+        snap.data = apply_key_map(snap.data, self.key_map, str(self.path))
         self._snap = snap
         self.attrs: dict[str, Any] = dict(self._root.attrs)
 
@@ -122,7 +127,10 @@ class EpisodeDataset:
 
     @property
     def schema(self) -> dict[str, dict[str, Any]]:
-        return self.attrs.get("schema") or layout.schema_of(self._snap.data)
+        stored = self.attrs.get("schema")
+        if stored and self.key_map:
+            stored = dict(sorted((self.key_map.get(k, k), v) for k, v in stored.items()))
+        return stored or layout.schema_of(self._snap.data)
 
     @property
     def control_hz(self) -> float | None:

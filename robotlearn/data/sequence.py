@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from robotlearn.data.layout import IMAGE_PREFIX, DatasetError
+from robotlearn.data.keys import default_obs_keys
+from robotlearn.data.layout import DatasetError
 from robotlearn.data.reader import EpisodeDataset
 
 
@@ -49,7 +50,7 @@ class SequenceDataset(Dataset):
             obs_keys = [k for k in keys if k not in action_keys]
             action_keys = [k for k in action_keys if k in keys]
         if obs_keys is None:
-            obs_keys = [k for k in ds.keys if k == "state" or k.startswith(IMAGE_PREFIX)]
+            obs_keys = default_obs_keys(ds.keys)
         keys = [*obs_keys, *action_keys]
         missing = [k for k in keys if k not in ds.keys]
         if missing:

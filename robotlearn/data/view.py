@@ -13,7 +13,7 @@ def camera_keys(ds: EpisodeDataset) -> list[str]:
     return [k for k in ds.keys if ds.array(k).ndim == 4 and is_image_key(k, ds.array(k).shape[1:], ds.array(k).dtype)]
 
 
-def _as_uint8(frames: np.ndarray) -> np.ndarray:
+def as_uint8(frames: np.ndarray) -> np.ndarray:
     if frames.dtype == np.uint8:
         return frames
     hi = 255.0 if frames.max() > 1.0 else 1.0  # float images in [0, 1] or [0, 255] (diffusion_policy stores)
@@ -35,7 +35,7 @@ def episode_png(ds: EpisodeDataset, episode: int, out: str | Path, max_frames: i
     fig, axes = plt.subplots(len(cams) + len(curves), 1, figsize=(12, 2.2 * len(cams) + 2.6 * len(curves)), squeeze=False)
     picks = np.unique(np.linspace(0, T - 1, min(max_frames, T)).astype(int))
     for ax, cam in zip(axes[: len(cams), 0], cams):
-        ax.imshow(np.concatenate(list(_as_uint8(ep[cam][picks])), axis=1))
+        ax.imshow(np.concatenate(list(as_uint8(ep[cam][picks])), axis=1))
         ax.set_title(f"{cam}  (steps {', '.join(map(str, picks))})", fontsize=9)
         ax.axis("off")
     for ax, key in zip(axes[len(cams):, 0], curves):
@@ -60,7 +60,7 @@ def episode_video(ds: EpisodeDataset, episode: int, out: str | Path, fps: float 
     if not cams:
         raise DatasetError(f"{ds.path} has no camera keys (images/<cam>) to make a video of; write a .png instead")
     ep = ds.get_episode(episode, keys=cams)
-    frames = np.concatenate([_as_uint8(ep[c]) for c in cams], axis=2)  # (T, H, W * n_cams, 3)
+    frames = np.concatenate([as_uint8(ep[c]) for c in cams], axis=2)  # (T, H, W * n_cams, 3)
     fps = fps or ds.control_hz or 10.0
     out = Path(out)
     if out.suffix == ".gif":

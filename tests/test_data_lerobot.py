@@ -1,0 +1,190 @@
+"""LeRobot import (v3.0, v2.1) and export (v3.0) on tiny datasets written here with pyarrow + PyAV.
+
+The fixtures are written by this file's own code, not by the exporter, so the importer is checked
+against the layout as LeRobot writes it. Frames are flat colours whose red channel encodes the
+frame index, so a frame decoded at the wrong timestamp is caught.
+"""
+import json
+from fractions import Fraction
+
+import av
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zarr
+
+from robotlearn.cli.main import main as cli
+from robotlearn.data import EpisodeDataset
+from robotlearn.data.importers import import_lerobot
+
+FPS = 10
+LENGTHS = (5, 7, 6)
+H = W = 32
+
+
+def frame(ep: int, t: int, cam: int = 0) -> np.ndarray:
+    f = np.empty((H, W, 3), np.uint8)
+    f[..., 0], f[..., 1], f[..., 2] = 20 + 12 * t, 40 + 60 * ep, 60 + 100 * cam
+    return f
+
+
+def lowdim(ep: int, T: int) -> dict[str, np.ndarray]:
+    t = np.arange(T, dtype=np.float32)
+    return {"state": np.stack([t, t * 0.5 + ep, -t], 1).astype(np.float32),
+            "action": np.stack([np.sin(t + ep), np.cos(t)], 1).astype(np.float32),
+            "reward": (t == T - 1).astype(np.float32) * (ep != 1)}
+
+
+def write_mp4(path, frames: list[np.ndarray], codec: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream(codec, rate=FPS)
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        s.time_base = Fraction(1, FPS)
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+            vf.pts = i
+            c.mux(s.encode(vf))
+        c.mux(s.encode(None))
+
+
+def features(cams: dict[str, str]) -> dict:
+    f = {"observation.state": {"dtype": "float32", "shape": [3], "names": ["a", "b", "c"]},
+         "action": {"dtype": "float32", "shape": [2], "names": None},
+         "next.reward": {"dtype": "float32", "shape": [1], "names": None},
+         "next.done": {"dtype": "bool", "shape": [1], "names": None}}
+    for cam, codec in cams.items():
+        f[f"observation.images.{cam}"] = {"dtype": "video", "shape": [H, W, 3], "names": ["height", "width", "channels"],
+                                          "info": {"video.codec": codec, "video.fps": FPS, "video.pix_fmt": "yuv420p"}}
+    for k in ("timestamp", "frame_index", "episode_index", "index", "task_index"):
+        f[k] = {"dtype": "float32" if k == "timestamp" else "int64", "shape": [1], "names": None}
+    return f
+
+
+def rows(ep: int, T: int, start: int) -> dict:
+    d = lowdim(ep, T)
+    done = np.zeros(T, bool)
+    done[-1] = ep != 1
+    return {"observation.state": pa.FixedSizeListArray.from_arrays(pa.array(d["state"].reshape(-1)), 3),
+            "action": pa.array(list(d["action"])),  # a variable-length list column, as older writers make
+            "next.reward": pa.array(d["reward"]), "next.done": pa.array(done),
+            "timestamp": pa.array(np.arange(T, dtype=np.float32) / FPS), "frame_index": pa.array(np.arange(T)),
+            "episode_index": pa.array(np.full(T, ep)), "index": pa.array(np.arange(start, start + T)),
+            "task_index": pa.array(np.full(T, ep % 2))}
+
+
+TASKS = ["push the block", "lift the cube"]
+V3_CAMS = {"front": "libsvtav1", "wrist": "libx264"}  # LeRobot's default AV1 and the common H.264
+
+
+def write_v3(root) -> None:
+    """Episodes 0..2 in one data file; each camera one mp4 with the episodes back to back."""
+    (root / "meta").mkdir(parents=True)
+    info = {"codebase_version": "v3.0", "robot_type": "toy", "fps": FPS, "chunks_size": 1000,
+            "total_episodes": len(LENGTHS), "total_frames": sum(LENGTHS), "features": features(V3_CAMS),
+            "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
+            "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"}
+    (root / "meta/info.json").write_text(json.dumps(info))
+    tables, episodes, start = [], [], 0
+    for ep, T in enumerate(LENGTHS):
+        tables.append(pa.table(rows(ep, T, start)))
+        e = {"episode_index": ep, "tasks": [TASKS[ep % 2]], "length": T, "data/chunk_index": 0, "data/file_index": 0,
+             "dataset_from_index": start, "dataset_to_index": start + T}
+        for cam in V3_CAMS:
+            p = f"videos/observation.images.{cam}/"
+            e.update({p + "chunk_index": 0, p + "file_index": 0, p + "from_timestamp": start / FPS,
+                      p + "to_timestamp": (start + T) / FPS})
+        episodes.append(e)
+        start += T
+    (root / "data/chunk-000").mkdir(parents=True)
+    pq.write_table(pa.concat_tables(tables), root / "data/chunk-000/file-000.parquet")
+    (root / "meta/episodes/chunk-000").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(episodes), root / "meta/episodes/chunk-000/file-000.parquet")
+    pq.write_table(pa.table({"task_index": [0, 1], "__index_level_0__": TASKS}), root / "meta/tasks.parquet")
+    for c, (cam, codec) in enumerate(V3_CAMS.items()):
+        frames = [frame(ep, t, c) for ep, T in enumerate(LENGTHS) for t in range(T)]
+        write_mp4(root / f"videos/observation.images.{cam}/chunk-000/file-000.mp4", frames, codec)
+
+
+def write_v21(root) -> None:
+    """One parquet and one H.264 mp4 per episode, episodes.jsonl and tasks.jsonl."""
+    (root / "meta").mkdir(parents=True)
+    info = {"codebase_version": "v2.1", "fps": FPS, "chunks_size": 1000, "features": features({"front": "h264"}),
+            "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
+            "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"}
+    (root / "meta/info.json").write_text(json.dumps(info))
+    start = 0
+    for ep, T in enumerate(LENGTHS):
+        (root / "data/chunk-000").mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table(rows(ep, T, start)), root / f"data/chunk-000/episode_{ep:06d}.parquet")
+        write_mp4(root / f"videos/chunk-000/observation.images.front/episode_{ep:06d}.mp4",
+                  [frame(ep, t) for t in range(T)], "libx264")
+        start += T
+    (root / "meta/episodes.jsonl").write_text("\n".join(
+        json.dumps({"episode_index": ep, "tasks": [TASKS[ep % 2]], "length": T}) for ep, T in enumerate(LENGTHS)))
+    (root / "meta/tasks.jsonl").write_text("\n".join(json.dumps({"task_index": i, "task": t}) for i, t in enumerate(TASKS)))
+
+
+def check_imported(path, cams) -> None:
+    ds = EpisodeDataset(path)
+    assert ds.n_episodes == len(LENGTHS) and ds.control_hz == FPS
+    assert ds.keys == sorted(["action", "is_intervention", "reward", "state", *[f"images/{c}" for c in cams]])
+    assert [ds.episode_meta(i)["length"] for i in range(3)] == list(LENGTHS)
+    for ep, T in enumerate(LENGTHS):
+        got, want, meta = ds.get_episode(ep), lowdim(ep, T), ds.episode_meta(ep)
+        for k in ("state", "action", "reward"):
+            np.testing.assert_array_equal(got[k], want[k])
+        assert meta["task"] == TASKS[ep % 2] and meta["terminated"] == (ep != 1) and meta["success"] == (ep != 1)
+        for c, cam in enumerate(cams):
+            frames = got[f"images/{cam}"].astype(int)
+            assert frames.shape == (T, H, W, 3)
+            want_f = np.stack([frame(ep, t, c) for t in range(T)]).astype(int)
+            assert np.abs(frames - want_f).max() <= 4, f"{cam} episode {ep}: frames off by {np.abs(frames - want_f).max()}"
+
+
+def test_import_lerobot_v3_av1_and_h264(tmp_path, capsys):
+    src, out = tmp_path / "lerobot_v3", tmp_path / "v3.zarr"
+    write_v3(src)
+    assert cli(["dataset", "import-lerobot", f"src={src}", f"out={out}", "progress=false"]) == 0
+    assert "3 episodes imported" in capsys.readouterr().out
+    check_imported(out, list(V3_CAMS))
+    assert EpisodeDataset(out).attrs["import"]["codebase_version"] == "v3.0"
+
+
+def test_import_lerobot_v21_h264(tmp_path):
+    src, out = tmp_path / "lerobot_v21", tmp_path / "v21.zarr"
+    write_v21(src)
+    assert import_lerobot(src, out, progress=False) == 3
+    check_imported(out, ["front"])
+
+
+def test_import_resumes_after_a_crash(tmp_path):
+    src, out = tmp_path / "lerobot_v21", tmp_path / "v21.zarr"
+    write_v21(src)
+    import_lerobot(src, out, progress=False)
+    # the state a kill -9 leaves after committing episode 0 while episode 1 was being written:
+    # data arrays hold more rows than meta/episode_ends, which has one entry
+    zarr.open_array(str(out / "meta/episode_ends"), mode="r+").resize((1,))
+    assert EpisodeDataset(out).n_episodes == 1 and EpisodeDataset(out).partial_steps == sum(LENGTHS) - LENGTHS[0]
+    assert import_lerobot(src, out, progress=False) == 3  # the same command again: resumes, does not restart
+    check_imported(out, ["front"])
+    with pytest.raises(Exception, match="not an import of"):
+        import_lerobot(src, out, key_map={"action": "act"}, progress=False)
+
+
+def test_import_errors_are_one_line(tmp_path, capsys):
+    src = tmp_path / "lerobot_v21"
+    write_v21(src)
+    info = json.loads((src / "meta/info.json").read_text())
+    (src / "meta/info.json").write_text(json.dumps({**info, "codebase_version": "v1.6"}))
+    with pytest.raises(SystemExit):
+        cli(["dataset", "import-lerobot", f"src={src}", f"out={tmp_path / 'x.zarr'}", "progress=false"])
+    err = capsys.readouterr().err
+    assert "codebase_version 'v1.6' is not supported" in err and "Traceback" not in err
+    (src / "meta/info.json").write_text(json.dumps(info))
+    (src / "videos/chunk-000/observation.images.front/episode_000001.mp4").unlink()
+    with pytest.raises(SystemExit):
+        cli(["dataset", "import-lerobot", f"src={src}", f"out={tmp_path / 'y.zarr'}", "progress=false"])
+    assert "episode 1 observation.images.front: video file" in capsys.readouterr().err
+    assert EpisodeDataset(tmp_path / "y.zarr").n_episodes == 1  # what was imported before the error is kept
