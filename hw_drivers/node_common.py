@@ -38,7 +38,7 @@ def transport_config(spec: RunSpec) -> Ros2TransportConfig:
     dds = Ros2RobotEnv.robot_params(**{k: v for k, v in env.items() if k != "_target_"}).dds \
         if env.get("_target_") == f"{Ros2RobotEnv.__module__}.{Ros2RobotEnv.__name__}" else DdsConfig()
     return Ros2TransportConfig(namespace=rt.namespace, transitions_depth=rt.transitions_depth,
-                               send_queue=rt.send_queue, dds=dds)
+                               send_queue=rt.send_queue, dds=dds, auth_key_file=rt.auth_key_file)
 
 
 def parse_robot_params(description: str, argv: list[str] | None):

@@ -8,6 +8,10 @@ Streams (all payloads are `robotlearn.runtime.messages` bytes in std_msgs/UInt8M
                          an actor that (re)starts gets the current weights at once
   <ns>/heartbeat         actor -> learner, std_msgs/String JSON {actor_id, stats}
   <ns>/learner_heartbeat learner -> actors, std_msgs/String JSON, 1 Hz
+With `auth_key_file` set, episode and weights payloads carry an HMAC-SHA256 tag
+(`messages.Signer`); unsigned or badly signed ones are dropped and counted
+(`unsigned`, `bad_signature`), never decoded. Weights are ordered by (learner run,
+version) (`messages.WeightsGate`). No message can raise inside a subscription callback.
 The actor publishes from a sender thread, so `send_episode` never blocks the
 control loop on DDS; a full send queue drops the oldest episode and counts it.
 """
@@ -25,7 +29,7 @@ from std_msgs.msg import MultiArrayDimension, String, UInt8MultiArray
 
 from hw_drivers.config import DdsConfig
 from hw_drivers.ros_runtime import LATCHED_QOS, RELIABLE_QOS, RosNode, transitions_qos
-from robotlearn.runtime.messages import MessageError, weights_version
+from robotlearn.runtime.messages import AuthError, MessageError, Signer, WeightsGate, weights_key, weights_version
 from robotlearn.runtime.transport import ActorTransport, LearnerTransport
 
 
@@ -35,6 +39,35 @@ class Ros2TransportConfig:
     transitions_depth: int = 200  # episodes the DDS history keeps per actor
     send_queue: int = 200  # actor-side episodes waiting for the sender thread
     dds: DdsConfig = field(default_factory=DdsConfig)
+    auth_key_file: Optional[str] = None  # shared key: sign every payload, drop unsigned/badly signed ones
+
+
+class _Wire:
+    """Signing and the drop counters both ends share (no key: payloads pass as they are)."""
+
+    def __init__(self, cfg: Ros2TransportConfig) -> None:
+        self.signer = Signer.from_file(cfg.auth_key_file) if cfg.auth_key_file else None
+        self.unsigned = 0
+        self.bad_signature = 0
+
+    def sign(self, payload: bytes) -> bytes:
+        return self.signer.sign(payload) if self.signer else bytes(payload)
+
+    def open(self, blob: bytes) -> bytes:
+        """The payload, or AuthError (counted) for a message this end must not trust."""
+        if self.signer is None:
+            return blob
+        try:
+            return self.signer.verify(blob)
+        except AuthError as e:
+            if "unsigned" in str(e):
+                self.unsigned += 1
+            else:
+                self.bad_signature += 1
+            raise
+
+    def counts(self) -> dict[str, int]:
+        return {"unsigned": self.unsigned, "bad_signature": self.bad_signature}
 
 
 def _bytes_msg(payload: bytes, label: str = "", seq: int = 0) -> UInt8MultiArray:
@@ -55,8 +88,10 @@ class Ros2ActorTransport(ActorTransport):
         self._pub_tr = node.create_publisher(UInt8MultiArray, f"{ns}/transitions", transitions_qos(self.cfg.transitions_depth))
         self._pub_hb = node.create_publisher(String, f"{ns}/heartbeat", RELIABLE_QOS)
         self._lock = threading.Lock()
-        self._latest: Optional[tuple[int, bytes]] = None  # (version, payload)
-        self._returned = -1
+        self.wire = _Wire(self.cfg)
+        self.gate = WeightsGate()
+        self._latest: Optional[bytes] = None  # the payload the gate last accepted
+        self._fresh = False  # _latest not yet returned by poll_weights
         node.create_subscription(UInt8MultiArray, f"{ns}/weights", self._on_weights, LATCHED_QOS)
         self._queue: collections.deque[bytes] = collections.deque()
         self._cv = threading.Condition()
@@ -69,16 +104,16 @@ class Ros2ActorTransport(ActorTransport):
 
     # --- callbacks ---------------------------------------------------------
     def _on_weights(self, msg: UInt8MultiArray) -> None:
-        payload = msg.data.tobytes()
-        try:
-            version = weights_version(payload)
+        try:  # a callback that raises would stop this node's executor: every failure is logged and counted
+            payload = self.wire.open(msg.data.tobytes())
+            key = weights_key(payload)
         except MessageError as e:
             self.bad_weights += 1
             self.ros.node.get_logger().error(f"{self.cfg.namespace}/weights: {e}; ignored")
             return
         with self._lock:
-            if self._latest is None or version > self._latest[0]:
-                self._latest = (version, payload)
+            if self.gate.offer(key):
+                self._latest, self._fresh = payload, True
 
     # --- ActorTransport ----------------------------------------------------
     def send_episode(self, payload: bytes) -> None:
@@ -97,23 +132,23 @@ class Ros2ActorTransport(ActorTransport):
                 if self._closed and not self._queue:
                     return
                 payload = self._queue.popleft()
-            self._pub_tr.publish(_bytes_msg(payload, self.actor_id, self._seq))
+            self._pub_tr.publish(_bytes_msg(self.wire.sign(payload), self.actor_id, self._seq))
             self._seq += 1
 
     def poll_weights(self) -> Optional[bytes]:
         with self._lock:
-            if self._latest is None or self._latest[0] <= self._returned:
+            if not self._fresh:
                 return None
-            self._returned, payload = self._latest
-            return payload
+            self._fresh = False
+            return self._latest
 
     def redeliver(self) -> None:
         """Let the next poll_weights() return the current weights again (a restarted actor loop needs them)."""
         with self._lock:
-            self._returned = -1
+            self._fresh = self._latest is not None
 
     def heartbeat(self, actor_id: str, stats: dict) -> None:
-        stats = {**stats, "dropped_batches": self.dropped}
+        stats = {**stats, "dropped_batches": self.dropped, "bad_weights": self.bad_weights, **self.wire.counts()}
         self._pub_hb.publish(String(data=json.dumps({"actor_id": actor_id, "stats": stats}, default=float)))
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -146,12 +181,18 @@ class Ros2LearnerTransport(LearnerTransport):
         self._next_seq: dict[str, int] = {}
         self.lost: dict[str, int] = {}  # actor_id -> batches missing from its sequence
         self.published_version = -1
+        self.wire = _Wire(self.cfg)
         node.create_subscription(UInt8MultiArray, f"{ns}/transitions", self._on_transitions,
                                  transitions_qos(self.cfg.transitions_depth))
         node.create_subscription(String, f"{ns}/heartbeat", self._on_heartbeat, RELIABLE_QOS)
         node.create_timer(1.0 / heartbeat_hz, self._beat)
 
     def _on_transitions(self, msg: UInt8MultiArray) -> None:
+        try:
+            payload = self.wire.open(msg.data.tobytes())
+        except AuthError as e:
+            self.ros.node.get_logger().error(f"{self.cfg.namespace}/transitions: {e}; dropped", throttle_duration_sec=5.0)
+            return
         actor = msg.layout.dim[0].label if msg.layout.dim else "?"
         seq = int(msg.layout.data_offset)
         expected = self._next_seq.get(actor)
@@ -159,14 +200,14 @@ class Ros2LearnerTransport(LearnerTransport):
             self.lost[actor] = self.lost.get(actor, 0) + seq - expected
         self._next_seq[actor] = seq + 1
         with self._cv:
-            self._inbox.append(msg.data.tobytes())
+            self._inbox.append(payload)
             self._cv.notify_all()
 
     def _on_heartbeat(self, msg: String) -> None:
         try:
             d = json.loads(msg.data)
             self._hb[str(d["actor_id"])] = (time.time(), dict(d.get("stats", {})))
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             self.ros.node.get_logger().error(f"{self.cfg.namespace}/heartbeat: malformed heartbeat {msg.data!r}: {e}")
 
     def _beat(self) -> None:
@@ -181,11 +222,15 @@ class Ros2LearnerTransport(LearnerTransport):
 
     def publish_weights(self, payload: bytes) -> None:
         version = weights_version(payload)
-        self._pub_w.publish(_bytes_msg(payload, "weights", version))
+        self._pub_w.publish(_bytes_msg(self.wire.sign(payload), "weights", version))
         self.published_version = version
 
     def heartbeats(self) -> dict[str, tuple[float, dict]]:
         return dict(self._hb)
+
+    def stats(self) -> dict:
+        """What the wire dropped: lost episodes per actor, unsigned / badly signed messages."""
+        return {"lost": dict(self.lost), **self.wire.counts()}
 
     def close(self) -> None:
         self.ros.close()

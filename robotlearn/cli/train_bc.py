@@ -15,7 +15,6 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from robotlearn.cli.config import ConfigError, fail, load
 from robotlearn.data import DatasetError, EpisodeDataset, SequenceDataset
@@ -33,6 +32,7 @@ from robotlearn.policies.chunked import ACTION_KEY, ChunkedPolicy
 from robotlearn.policies.config import PolicyConfig
 from robotlearn.policies.rollout import evaluate
 from robotlearn.policies.training import Trainer
+from robotlearn.progress import progress_bar, progress_mode
 
 # Mistakes a user can fix from the message alone: printed without a traceback.
 USER_ERRORS = (ConfigError, DatasetError, CheckpointError, PolicyEnvMismatchError, FileNotFoundError, KeyError)
@@ -53,7 +53,10 @@ class TrainBCConfig:
     eval_episodes: int = 5
     final_eval_episodes: int = 20
     out_dir: Optional[str] = None  # default outputs/train_bc/<time>_<kind>
-    progress: bool = True
+    progress: str = "auto"  # auto | bar | lines | off (robotlearn/progress.py); true = auto, false = off
+
+    def __post_init__(self) -> None:
+        self.progress = progress_mode(self.progress)
 
 
 def dataset_obs_shapes(ds: EpisodeDataset, keys: list[str] | None) -> dict[str, tuple[int, ...]]:
@@ -145,7 +148,7 @@ def run(cfg: TrainBCConfig) -> TrainResult:
     losses: list[tuple[int, float]] = []
     evals: list[tuple[int, float]] = []
     best = -1.0
-    bar = tqdm(range(1, cfg.steps + 1), desc=f"train {cfg.policy.kind}", disable=not cfg.progress)
+    bar = progress_bar(range(1, cfg.steps + 1), desc=f"train {cfg.policy.kind}", unit="step", mode=cfg.progress)
     running: list[float] = []
     for step in bar:
         try:
@@ -166,7 +169,7 @@ def run(cfg: TrainBCConfig) -> TrainResult:
             res = evaluate(trainer.eval_policy, env, cfg.eval_episodes, seed=10_000 + step)
             evals.append((step, res.success_rate))
             tb.add_scalar("eval/success_rate", res.success_rate, step)
-            tqdm.write(f"step {step}: {res.summary()}")
+            bar.write(f"step {step}: {res.summary()}")
             if res.success_rate > best:
                 best = res.success_rate
                 save_policy(trainer.eval_policy, out / "checkpoints" / "best", env_meta, step=step, eval=res.to_dict(), **meta)

@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +143,7 @@ class Learner:
         self.recent: deque[float] = deque(maxlen=20)
         self.metrics: dict[str, float] = {}
         self.rejected = 0
+        self.run_id = uuid.uuid4().hex[:12]  # this learner process: actors order weights by (run_id, version)
 
     def _load_demos(self, ds, base: BasePolicy | None, keys: list[str]):
         """Demo episodes (all, or the successful ones) into a frozen buffer, `base_action` = the base's action."""
@@ -256,7 +258,8 @@ class Learner:
             return
         self.learner.version += 1
         v = self.learner.version
-        self.transport.publish_weights(encode_weights(v, self.learner.actor_weights(), num_updates=self.learner.num_updates))
+        self.transport.publish_weights(encode_weights(v, self.learner.actor_weights(), run=self.run_id,
+                                                      num_updates=self.learner.num_updates))
 
     def checkpoint(self) -> None:
         self.episode_log.flush()  # the checkpoint never runs ahead of the zarr log it resumes from

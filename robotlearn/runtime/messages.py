@@ -63,6 +63,8 @@ def peek_header(payload: bytes) -> tuple[str, dict[str, Any], dict[str, list[int
         if not isinstance(meta, dict):
             raise TypeError(f"meta is a {type(meta).__name__}, not a mapping")
         shapes = {k: list(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+        if not all(type(d) is int and d >= 0 for shape in shapes.values() for d in shape):
+            raise ValueError("array shapes must be lists of non-negative ints")
     except (ValueError, UnicodeDecodeError, TypeError, KeyError, AttributeError) as e:
         raise MessageError(f"message has a corrupt header: {e}") from e
     if md.get("schema") != str(SCHEMA_VERSION):
@@ -161,21 +163,116 @@ class Episode:
         return int(shapes["reward"][0])
 
 
-def encode_weights(version: int, tensors: dict[str, np.ndarray], **meta: Any) -> bytes:
-    return _encode(WEIGHTS, tensors, {"version": int(version), **meta})
+def encode_weights(version: int, tensors: dict[str, np.ndarray], run: str = "", **meta: Any) -> bytes:
+    """`run`: the learner run the version counts in (versions rise within a run, see `WeightsGate`)."""
+    return _encode(WEIGHTS, tensors, {"version": int(version), "run": str(run), **meta})
 
 
 def decode_weights(payload: bytes) -> tuple[int, dict[str, np.ndarray], dict[str, Any]]:
     arrays, meta = _decode(WEIGHTS, payload)
+    for k, v in arrays.items():
+        if v.dtype.kind not in "fiub":
+            raise MessageError(f"weights tensor {k!r} has dtype {v.dtype}, expected numbers")
+        if v.dtype.kind == "f" and not np.all(np.isfinite(v)):
+            raise MessageError(f"weights tensor {k!r} has non-finite values (NaN/inf): refused")
     return weights_version(payload), arrays, {k: v for k, v in meta.items() if k != "version"}
+
+
+def weights_key(payload: bytes) -> tuple[str, int]:
+    """(learner run, version) of an encoded weights message, from the JSON header only."""
+    kind, meta, _ = peek_header(payload)
+    if kind != WEIGHTS:
+        raise MessageError(f"expected a 'weights' message, got kind={kind!r}")
+    v, run = meta.get("version"), meta.get("run", "")
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise MessageError(f"weights message has version {v!r}, expected an int >= 0")
+    if not isinstance(run, str) or len(run) > 128:
+        raise MessageError(f"weights message has run {str(run)[:40]!r}, expected a string id")
+    return run, v
 
 
 def weights_version(payload: bytes) -> int:
     """The version inside an encoded weights message (reads only the JSON header)."""
-    kind, meta, _ = peek_header(payload)
-    if kind != WEIGHTS:
-        raise MessageError(f"expected a 'weights' message, got kind={kind!r}")
-    v = meta.get("version")
-    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-        raise MessageError(f"weights message has version {v!r}, expected an int >= 0")
-    return v
+    return weights_key(payload)[1]
+
+
+class WeightsGate:
+    """Which weights an actor takes: within a learner run the version must rise; a message from
+    another run (a restarted learner) starts that run's count. So a forged version 10^15 cannot
+    latch out a genuine learner: its next message (its own run id) replaces it. Against forgery
+    itself, sign the wire (`Signer`)."""
+
+    def __init__(self) -> None:
+        self.current: tuple[str, int] | None = None
+        self.run_changes = 0
+
+    def offer(self, key: tuple[str, int]) -> bool:
+        if self.current is not None and key[0] == self.current[0] and key[1] <= self.current[1]:
+            return False
+        if self.current is not None and key[0] != self.current[0]:
+            self.run_changes += 1
+        self.current = key
+        return True
+
+
+SIG_MAGIC = b"RLS1"  # trailer: payload + HMAC-SHA256(key, payload) (32 bytes) + magic
+SIG_LEN = 32 + len(SIG_MAGIC)
+
+
+class AuthError(MessageError):
+    """A message without a valid signature from a holder of the shared key."""
+
+
+class Signer:
+    """HMAC-SHA256 over every payload with a shared key file (`auth_key_file`). The tag trails the
+    payload, so header readers (`peek_header`, `weights_key`, `Episode.rows`) work on a signed
+    message as on a plain one; `verify` strips the tag before anything decodes the body."""
+
+    MIN_KEY = 16
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < self.MIN_KEY:
+            raise ValueError(f"auth key of {len(key)} bytes is too short (>= {self.MIN_KEY}; "
+                             f"make one with: head -c 32 /dev/urandom > robotlearn.key)")
+        self._key = bytes(key)
+
+    @classmethod
+    def from_file(cls, path: str) -> "Signer":
+        import os
+
+        from robotlearn.config import ConfigError
+
+        try:
+            path = os.path.expanduser(path)
+            key = open(path, "rb").read().strip()
+        except OSError as e:
+            raise ConfigError(f"auth_key_file {path}: {e.strerror}") from None
+        if os.name == "posix" and os.stat(path).st_mode & 0o077:
+            import logging
+
+            logging.getLogger(__name__).warning("auth_key_file %s is readable by other users (chmod 600 it)", path)
+        try:
+            return cls(key)
+        except ValueError as e:
+            raise ConfigError(f"auth_key_file {path}: {e}") from None
+
+    def _tag(self, payload: bytes) -> bytes:
+        import hashlib
+        import hmac
+
+        return hmac.new(self._key, payload, hashlib.sha256).digest()
+
+    def sign(self, payload: bytes) -> bytes:
+        return bytes(payload) + self._tag(payload) + SIG_MAGIC
+
+    def verify(self, blob: bytes) -> bytes:
+        """The payload of a correctly signed message; AuthError for an unsigned or badly signed one."""
+        import hmac
+
+        blob = bytes(blob)
+        if len(blob) < SIG_LEN or blob[-len(SIG_MAGIC):] != SIG_MAGIC:
+            raise AuthError("unsigned message (the wire requires auth_key_file signatures)")
+        payload, tag = blob[:-SIG_LEN], blob[-SIG_LEN:-len(SIG_MAGIC)]
+        if not hmac.compare_digest(tag, self._tag(payload)):
+            raise AuthError("message with a bad signature (another key, or altered in transit)")
+        return payload

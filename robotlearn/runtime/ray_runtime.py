@@ -19,6 +19,7 @@ from typing import Any
 
 import ray
 
+from robotlearn.progress import progress_bar, progress_mode
 from robotlearn.runtime.assembly import actor_name, build_actor, build_learner
 from robotlearn.runtime.ray_transport import (
     HubStopFlag,
@@ -26,7 +27,7 @@ from robotlearn.runtime.ray_transport import (
     RayLearnerTransport,
     make_hub,
 )
-from robotlearn.runtime.spec import RayRuntimeConfig, RunSpec
+from robotlearn.runtime.spec import RayRuntimeConfig, RunSpec, wire_signer
 
 __all__ = ["RayRun", "RayRuntimeConfig", "run_ray"]
 
@@ -41,7 +42,8 @@ class ActorWorker:
     def run(self) -> str:
         spec = RunSpec.from_json(self.spec_json)
         rt = spec.runtime
-        transport = RayActorTransport(self.hub, actor_name(spec, self.index), flush_s=rt.flush_s, poll_s=rt.poll_s)
+        transport = RayActorTransport(self.hub, actor_name(spec, self.index), flush_s=rt.flush_s, poll_s=rt.poll_s,
+                                      signer=wire_signer(rt))
         stats = build_actor(spec, self.index, restart=transport.incarnation).run(transport, transport.should_stop)
         return json.dumps({**stats, "incarnation": transport.incarnation, "pid": os.getpid()})
 
@@ -52,7 +54,8 @@ class LearnerWorker:
 
     def run(self, hub: str, spec_json: str) -> str:
         # the driver can end a run early (HubStopFlag) and still get a checkpoint
-        result = build_learner(RunSpec.from_json(spec_json)).run(RayLearnerTransport(hub), HubStopFlag(hub))
+        spec = RunSpec.from_json(spec_json)
+        result = build_learner(spec).run(RayLearnerTransport(hub, signer=wire_signer(spec.runtime)), HubStopFlag(hub))
         result["node"] = ray.get_runtime_context().get_node_id()
         return json.dumps(result, default=float)
 
@@ -69,7 +72,7 @@ class RayRun:
         # workers may run elsewhere (another cwd, another node with a shared FS): pass absolute paths,
         # and no tqdm in a worker's log
         self.spec = spec.absolute()
-        self.spec.learner = dataclasses.replace(self.spec.learner, progress=False)
+        self.spec.learner = dataclasses.replace(self.spec.learner, progress="off")
         self.rt = self.spec.runtime
         self.started_ray = False
         self.actors: list[Any] = []
@@ -126,19 +129,17 @@ class RayRun:
     def heartbeats(self) -> dict[str, tuple[float, dict]]:
         return RayLearnerTransport(self.hub).heartbeats()
 
-    def wait(self, timeout: float | None = None, progress: bool = True) -> dict[str, Any]:
+    def wait(self, timeout: float | None = None, progress: str | bool = "auto") -> dict[str, Any]:
         """Block until the learner finishes, then stop the actors. Returns the learner summary + actor stats."""
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=self.spec.learner.max_env_steps or None, unit="step", desc=f"ray x{self.rt.num_actors}")
+        show = progress_mode(progress) != "off"  # the hub is polled for the bar only
+        bar = progress_bar(total=self.spec.learner.max_env_steps or None, unit="step",
+                           desc=f"ray x{self.rt.num_actors}", mode=progress)
         deadline = None if timeout is None else time.time() + timeout
         stopping = False
         try:
             while True:
                 ready, _ = ray.wait([self.learner_ref], timeout=1.0)
-                if bar is not None:
+                if show:
                     st, now = self.hub_stats(), time.time()
                     silent = sum(now - t > 5 * self.spec.actor.heartbeat_s for t, _ in self.heartbeats().values())
                     bar.n = sum(c["rows"] for c in st["received"].values())
@@ -163,8 +164,7 @@ class RayRun:
             ray.wait([self.learner_ref], timeout=self.rt.stop_timeout_s)
             raise
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
             actor_stats = self._stop_actors()
         result["actors"] = actor_stats
         result["hub"] = self.hub_stats()
@@ -227,7 +227,7 @@ def _error_line(e: Exception) -> str:
     return lines[-1] if isinstance(e, ray.exceptions.RayTaskError) else lines[0]  # exception | actor death
 
 
-def run_ray(spec: RunSpec, progress: bool = True) -> dict[str, Any]:
+def run_ray(spec: RunSpec, progress: str | bool = "auto") -> dict[str, Any]:
     """The Ray counterpart of `local.run_local`: same spec, same loops, same outputs in `learner.out_dir`."""
     run = RayRun(spec)
     try:

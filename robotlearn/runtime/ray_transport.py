@@ -23,7 +23,7 @@ from typing import Any
 
 import ray
 
-from robotlearn.runtime.messages import Episode, MessageError, weights_version
+from robotlearn.runtime.messages import Episode, MessageError, Signer, weights_version
 from robotlearn.runtime.transport import ActorTransport, LearnerTransport
 
 
@@ -150,8 +150,12 @@ class RayActorTransport(ActorTransport):
         flush_bytes: int = 1 << 20,
         poll_s: float = 0.05,
         max_inflight: int = 16,
+        signer: Signer | None = None,
     ) -> None:
+        """`signer`: sign episodes and accept only weights signed with the same key (`auth_key_file`)."""
         self.hub, self.actor_id = get_hub(hub), actor_id
+        self.signer = signer
+        self.bad_weights = 0
         self.flush_s, self.flush_bytes, self.poll_s, self.max_inflight = flush_s, flush_bytes, poll_s, max_inflight
         self.incarnation = ray.get(self.hub.register.remote(actor_id, os.getpid()))
         self._buf: list[bytes] = []
@@ -165,7 +169,8 @@ class RayActorTransport(ActorTransport):
         self.stop_requested = False
 
     def send_episode(self, payload: bytes) -> None:
-        self._buf.append(bytes(payload))
+        payload = self.signer.sign(payload) if self.signer else bytes(payload)
+        self._buf.append(payload)
         self._buf_bytes += len(payload)
         if self._buf_bytes >= self.flush_bytes or time.monotonic() - self._last_flush >= self.flush_s:
             self.flush()
@@ -197,7 +202,14 @@ class RayActorTransport(ActorTransport):
                 self._fetch = None
                 self._version = version
                 self._next_check = now  # a newer version may already be waiting
-                return ray.get(ref)
+                payload = ray.get(ref)
+                if self.signer is None:
+                    return payload
+                try:
+                    return self.signer.verify(payload)
+                except MessageError:
+                    self.bad_weights += 1
+                    return None
             self._next_check = now + min(self.poll_s, 0.002)  # transfer under way: look again soon
         return None
 
@@ -240,16 +252,29 @@ class RayActorTransport(ActorTransport):
 class RayLearnerTransport(LearnerTransport):
     """Learner half: drains the hub, `ray.put`s each weights payload exactly once."""
 
-    def __init__(self, hub: Any) -> None:
+    def __init__(self, hub: Any, signer: Signer | None = None) -> None:
+        """`signer`: sign weights and drop episodes not signed with the same key (counted in `rejected`)."""
         self.hub = get_hub(hub)
+        self.signer = signer
+        self.rejected = 0
         self._ref = None  # keep the latest weights object owned and alive here too
 
     def recv_episodes(self, timeout: float = 0.0) -> list[bytes]:
-        return ray.get(self.hub.drain.remote(float(timeout)))
+        got = ray.get(self.hub.drain.remote(float(timeout)))
+        if self.signer is None:
+            return got
+        out = []
+        for blob in got:
+            try:
+                out.append(self.signer.verify(blob))
+            except MessageError:
+                self.rejected += 1
+        return out
 
     def publish_weights(self, payload: bytes) -> None:
-        ref = ray.put(bytes(payload))
-        ray.get(self.hub.set_weights.remote(weights_version(payload), [ref]))
+        version = weights_version(payload)
+        ref = ray.put(self.signer.sign(payload) if self.signer else bytes(payload))
+        ray.get(self.hub.set_weights.remote(version, [ref]))
         self._ref = ref
 
     def heartbeats(self) -> dict[str, tuple[float, dict]]:

@@ -57,6 +57,9 @@ class RayRuntimeConfig:
     max_queue_mb: int = 256  # hub: episodes queued for the learner before the oldest are dropped
     stop_timeout_s: float = 30.0  # after the learner finished: wait this long for actors to exit
     temp_dir: str = "/tmp/robotlearn-ray"  # local Ray session files (keep the path short: socket name limit)
+    # A shared secret file (>= 16 bytes) every worker can read: episodes and weights are signed (HMAC-SHA256)
+    # and unsigned or badly signed ones dropped. None: unsigned (Ray's own cluster auth still applies).
+    auth_key_file: Optional[str] = None
 
 
 @dataclass
@@ -73,6 +76,9 @@ class Ros2RuntimeConfig:
     transitions_depth: int = 200  # episodes DDS keeps if the learner is briefly slow
     send_queue: int = 200  # actor side: episodes waiting for the sender thread before the oldest is dropped
     learner_threads: int = 1  # torch CPU threads in the learner
+    # A shared secret (>= 16 bytes; `head -c 32 /dev/urandom > key; chmod 600 key`): every episode and weights
+    # message is signed (HMAC-SHA256) and unsigned or badly signed ones are dropped and counted. None: unsigned.
+    auth_key_file: Optional[str] = None
 
 
 RUNTIMES: dict[str, type] = {"local": LocalRuntimeConfig, "ray": RayRuntimeConfig, "ros2": Ros2RuntimeConfig}
@@ -169,3 +175,11 @@ def load_spec(source: str, overrides: list[str] = (), schema: type = RunSpec) ->
         except KeyError as e:
             raise ConfigError(f"{source}: {e.args[0]}") from None
     return to_dataclass(apply_overrides(cfg, list(overrides), where=source), schema, where=source)
+
+
+def wire_signer(runtime: Any):
+    """The `messages.Signer` of a runtime with an `auth_key_file`, else None."""
+    from robotlearn.runtime.messages import Signer
+
+    path = getattr(runtime, "auth_key_file", None)
+    return Signer.from_file(path) if path else None

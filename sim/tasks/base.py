@@ -16,8 +16,6 @@ seen only through the cameras, exactly as `Ros2RobotEnv` sees them.
 """
 from __future__ import annotations
 
-import atexit
-import weakref
 from typing import Sequence
 
 import mujoco
@@ -35,6 +33,7 @@ from robotlearn.envs import (
 )
 from robotlearn.envs.interface import INFO_INTERVENTION, INFO_INTERVENTION_ACTION, INFO_SUCCESS
 from robotlearn.envs.kinematics import DOWN_QUAT, ik_step
+from sim.rendering import offscreen_renderer
 from sim.scene import PREFIX, Arena
 
 ARM_JOINTS = tuple(f"{PREFIX}joint{i}" for i in range(1, 8))
@@ -214,9 +213,7 @@ class PandaTaskEnv(RobotEnv):
     def render_camera(self, camera: str) -> np.ndarray:
         """(H, W, 3) uint8 image from one of CAMERAS (needs MUJOCO_GL=egl/osmesa when headless)."""
         if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
-            # free the GL context before interpreter teardown if close() is never called
-            atexit.register(_close_if_alive, weakref.ref(self))
+            self._renderer = offscreen_renderer(self.model, self.image_size, self.image_size)  # closed at exit
         self._renderer.update_scene(self.data, camera=self.camera_id(camera))
         return self._renderer.render().copy()
 
@@ -284,9 +281,3 @@ class PandaTaskEnv(RobotEnv):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
-
-
-def _close_if_alive(ref: "weakref.ref[PandaTaskEnv]") -> None:
-    env = ref()
-    if env is not None:
-        env.close()
