@@ -21,6 +21,23 @@ class ConfigError(ValueError):
     pass
 
 
+def check_ranges(obj: Any, where: str, **intervals: str) -> None:
+    """Range checks where a config is made: `check_ranges(cfg, "rl", gamma="[0, 1)", batch_size="[1, inf)")`.
+    Intervals in the usual notation ([ ] closed, ( ) open, inf allowed); a value outside is a ConfigError
+    naming `<where>.<field>`, the interval and the value."""
+    import math
+
+    for name, interval in intervals.items():
+        lo_b, rest = interval[0], interval[1:-1]
+        hi_b = interval[-1]
+        lo, hi = (float(x) for x in rest.split(","))
+        v = getattr(obj, name)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
+        ok = ok and (v >= lo if lo_b == "[" else v > lo) and (v <= hi if hi_b == "]" else v < hi)
+        if not ok:
+            raise ConfigError(f"{where + '.' if where else ''}{name} must be in {interval}, got {v!r}")
+
+
 def register_schema(name: str, node: type, group: str | None = None) -> None:
     """Make a dataclass usable in a defaults list (`- <name>`), so hydra composes onto its fields:
     command-line overrides need no `+`, and an unknown key fails at compose time."""

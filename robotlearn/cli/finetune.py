@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from robotlearn.cli.config import ConfigError, fail
-from robotlearn.config import register_schema
+from robotlearn.config import check_ranges, register_schema
 from robotlearn.policies.checkpoint import CheckpointError
 from robotlearn.runtime.assembly import RunError, check_base, launch
 from robotlearn.runtime.spec import RunSpec, load_spec
@@ -34,6 +34,10 @@ class FinetuneConfig(RunSpec):
     eval_episodes: int = 50  # base vs base + residual at the end (0 = skip)
     eval_seed: int = 100_000  # reset seed of the first evaluation episode
     match_learner: float = 0.0  # sim only: >0 paces actors at this fraction of the learner's measured rate / UTD
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ranges(self, "", env_steps="[1, inf)", eval_episodes="[0, inf)", match_learner="[0, inf)")
 
 
 register_schema("finetune_schema", FinetuneConfig)  # configs/finetune.yaml composes onto it

@@ -84,8 +84,17 @@ class ResidualConfig:
             raise ValueError(f"rl.encoder must be 'none' or 'base', got {self.encoder!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"rl.precision must be 'fp32' or 'bf16', got {self.precision!r}")
-        if not 0.0 <= self.explore_corr < 1.0:
-            raise ValueError(f"rl.explore_corr must be in [0, 1), got {self.explore_corr}")
+        from robotlearn.config import check_ranges
+
+        check_ranges(self, "rl", residual_scale="(0, inf)", num_critics="[1, inf)", num_min="[1, inf)",
+                     n_step="[1, inf)", gamma="[0, 1)", utd="[1, inf)", actor_delay="[1, inf)", tau="(0, 1]",
+                     target_noise="[0, inf)", target_noise_clip="[0, inf)", explore_std="[0, inf)",
+                     explore_corr="[0, 1)", actor_lr="(0, inf)", critic_lr="(0, inf)", batch_size="[1, inf)",
+                     hidden_dim="[1, inf)", num_layers="[1, inf)", grad_clip="(0, inf)", warmup_env_steps="[0, inf)",
+                     warmup_noise="[0, inf)", critic_warmup_updates="[0, inf)", residual_penalty="[0, inf)",
+                     demo_ratio="[0, 1]", buffer_size="[1, inf)")
+        if self.num_min > self.num_critics:
+            raise ValueError(f"rl.num_min ({self.num_min}) must be <= rl.num_critics ({self.num_critics})")
 
 
 # ---------------------------------------------------------------------------- networks

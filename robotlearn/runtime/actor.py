@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from robotlearn.config import ConfigError, check_ranges
 from robotlearn.envs.interface import (
     IMAGE_PREFIX,
     INFO_INTERVENTION,
@@ -42,6 +43,11 @@ class ActorConfig:
     heartbeat_s: float = 1.0  # seconds between heartbeats
     n_action_steps: int = 0  # base chunk steps executed before re-querying the base (0 = whole chunk)
     retry_on_env_error: bool = False  # after an EnvError (stale topic, refused reset): wait 1 s, new episode
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "actor", max_env_steps="[0, inf)", heartbeat_s="(0, inf)", n_action_steps="[0, inf)")
+        if self.pace_hz < 0 and self.pace_hz != -1:
+            raise ConfigError(f"actor.pace_hz must be >= 0 or -1 (the env's control_hz), got {self.pace_hz}")
 
 
 def _should_stop(stop: StopFlag | None) -> bool:
