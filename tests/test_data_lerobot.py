@@ -188,3 +188,119 @@ def test_import_errors_are_one_line(tmp_path, capsys):
         cli(["dataset", "import-lerobot", f"src={src}", f"out={tmp_path / 'y.zarr'}", "progress=false"])
     assert "episode 1 observation.images.front: video file" in capsys.readouterr().err
     assert EpisodeDataset(tmp_path / "y.zarr").n_episodes == 1  # what was imported before the error is kept
+
+
+@pytest.fixture(scope="module")
+def lift_cams(tmp_path_factory):
+    """Two scripted sim/lift episodes with two 64x64 cameras (real rendered frames)."""
+    out = tmp_path_factory.mktemp("lift") / "lift.zarr"
+    assert cli(["collect", "env=sim/lift", "episodes=2", "env.cameras=[front,panda/wrist]", "env.image_size=64",
+                "env.horizon=30", "noise=0.1", f"out={out}", "progress=false"]) == 0
+    return out
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+
+
+def test_export_lerobot_round_trip(lift_cams, tmp_path, capsys):
+    lr, back = tmp_path / "lerobot", tmp_path / "back.zarr"
+    # tiny file limits: every episode starts a new data file and new mp4s, as a large export would
+    assert cli(["dataset", "export-lerobot", f"src={lift_cams}", f"out={lr}", "progress=false",
+                "export.data_file_mb=0.000001", "export.video_file_mb=0.000001"]) == 0
+    assert "LeRobot v3.0, 2 episodes" in capsys.readouterr().out
+    info = json.loads((lr / "meta/info.json").read_text())
+    src = EpisodeDataset(lift_cams)
+    assert info["codebase_version"] == "v3.0" and info["fps"] == 20 and info["total_frames"] == src.n_steps
+    cam = info["features"]["observation.images.panda.wrist"]
+    assert cam["dtype"] == "video" and cam["shape"] == [64, 64, 3] and cam["info"]["video.codec"] == "h264"
+    assert info["features"]["observation.state"]["names"] == list(src.env_info.state_names)
+    data = pq.read_table(lr / "data/chunk-000/file-001.parquet")  # episode 1, read as any parquet reader would
+    assert data.column("episode_index").to_pylist() == [1] * (src.n_steps - int(src.episode_ends[0]))
+    with av.open(str(lr / "videos/observation.images.front/chunk-000/file-001.mp4")) as c:
+        assert c.streams.video[0].codec_context.name == "h264" and c.streams.video[0].frames == len(data)
+    stats = json.loads((lr / "meta/stats.json").read_text())
+    np.testing.assert_allclose(stats["observation.state"]["mean"], src.load(["state"])["state"].mean(0), rtol=1e-5, atol=1e-6)
+    assert np.shape(stats["observation.images.front"]["mean"]) == (3, 1, 1)
+    tasks = pq.read_table(lr / "meta/tasks.parquet")
+    assert tasks.column("task").to_pylist() == ["sim/lift"] and b"pandas" in tasks.schema.metadata
+
+    assert import_lerobot(lr, back, progress=False) == 2
+    got = EpisodeDataset(back)
+    assert got.keys == src.keys and got.control_hz == src.control_hz and got.env_info == src.env_info
+    np.testing.assert_array_equal(got.episode_ends, src.episode_ends)
+    for k in src.keys:
+        a, b = src.load([k])[k], got.load([k])[k]
+        assert a.dtype == b.dtype and a.shape == b.shape, k
+        if k.startswith("images/"):
+            assert psnr(a, b) >= 35.0, (k, psnr(a, b))
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=k)
+    for i in range(2):
+        m0, m1 = src.episode_meta(i), got.episode_meta(i)
+        for f in ("success", "terminated", "source", "seed", "length", "start_time"):
+            assert m0[f] == m1[f], (f, m0[f], m1[f])
+
+
+def write_diffusion_policy_zarr(path, n_eps=3, T=12) -> None:
+    """The layout of diffusion_policy's real-robot ReplayBuffer (zarr v2): data/camera_0, data/robot_eef_pose, ..."""
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    N = n_eps * T
+    rng = np.random.default_rng(0)
+    root.create_array("data/camera_0", data=rng.integers(0, 255, (N, 32, 32, 3), dtype=np.uint8), chunks=(4, 32, 32, 3))
+    root.create_array("data/robot_eef_pose", data=rng.normal(size=(N, 6)).astype(np.float32))
+    root.create_array("data/action", data=rng.normal(size=(N, 6)).astype(np.float32))
+    root.create_array("data/timestamp", data=np.arange(N, dtype=np.float64) / 10)
+    root.create_array("meta/episode_ends", data=np.arange(1, n_eps + 1, dtype=np.int64) * T)
+
+
+def test_key_maps_on_a_diffusion_policy_zarr(tmp_path, capsys):
+    dp = tmp_path / "real_pusht.zarr"
+    write_diffusion_policy_zarr(dp)
+    assert cli(["dataset", "info", f"path={dp}"]) == 0
+    text = capsys.readouterr().out
+    assert "camera_0              unused" in text
+    assert "warning: data/camera_0 (32, 32, 3) uint8 looks like a camera but no policy reads it" in text
+    keys = "keys={camera_0: images/front, robot_eef_pose: state}"
+    assert cli(["dataset", "validate", f"path={dp}", keys]) == 0
+    out = capsys.readouterr().out
+    assert "images/front camera" in out and "state state" in out and "timestamp unused" in out and "looks like a camera" not in out
+    assert cli(["dataset", "info", f"path={dp}", keys]) == 0
+    assert "images/front <- camera_0" in capsys.readouterr().out
+    for bad, why in (("policy.obs_keys=[robot_eef_pose,camera_0]", "policy.obs_keys ['camera_0', 'robot_eef_pose']: a policy reads"),
+                     ("keys={camera_9: images/front}", "keys= maps ['camera_9'], which the dataset does not have"),
+                     ("keys={camera_0: action}", "which the dataset already has")):
+        with pytest.raises(SystemExit):
+            cli(["train-bc", f"dataset={dp}", bad, "steps=1", "progress=false", f"out_dir={tmp_path / 'x'}"])
+        err = capsys.readouterr().err
+        assert why in err and "Traceback" not in err and err.count("\n") == 1, err
+
+
+SMALL = ["steps=3", "batch_size=8", "eval_every=0", "final_eval_episodes=0", "progress=false", "log_every=1",
+         "policy.horizon=4", "policy.n_action_steps=2", "policy.bc.hidden=[32]", "policy.encoder.image_channels=8",
+         "policy.encoder.image_keypoints=8", "policy.encoder.state_hidden=[16]", "policy.encoder.state_features=16"]
+
+
+def trained_obs_shapes(run_dir) -> dict:
+    return json.loads((run_dir / "checkpoints/last/config.json").read_text())["obs_shapes"]
+
+
+def test_train_bc_on_an_imported_lerobot_dataset_and_a_mapped_diffusion_policy_zarr(tmp_path, capsys):
+    src, lerobot_zarr = tmp_path / "lerobot_v3", tmp_path / "v3.zarr"
+    write_v3(src)
+    import_lerobot(src, lerobot_zarr, progress=False)
+    assert cli(["train-bc", f"dataset={lerobot_zarr}", f"out_dir={tmp_path / 'a'}", *SMALL]) == 0
+    assert trained_obs_shapes(tmp_path / "a") == {"images/front": [32, 32, 3], "images/wrist": [32, 32, 3], "state": [3]}
+
+    dp = tmp_path / "dp.zarr"
+    write_diffusion_policy_zarr(dp)
+    capsys.readouterr()
+    assert cli(["train-bc", f"dataset={dp}", "keys={camera_0: images/front, robot_eef_pose: state}",
+                f"out_dir={tmp_path / 'b'}", *SMALL]) == 0
+    assert "warning" not in capsys.readouterr().out
+    assert trained_obs_shapes(tmp_path / "b") == {"images/front": [32, 32, 3], "state": [6]}
+    meta = json.loads((tmp_path / "b/checkpoints/last/config.json").read_text())["meta"]
+    assert meta["keys"] == {"camera_0": "images/front", "robot_eef_pose": "state"}
+    assert cli(["train-bc", f"dataset={dp}", "keys={robot_eef_pose: state}", f"out_dir={tmp_path / 'c'}", *SMALL]) == 0
+    assert "warning: data/camera_0 (32, 32, 3) uint8 looks like a camera" in capsys.readouterr().out

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from robotlearn.cli.config import ConfigError, fail, load
+from robotlearn.config import register_schema
 from robotlearn.data import DatasetError, EpisodeDataset
 from robotlearn.data.exporters.lerobot import LeRobotExportConfig
 from robotlearn.data.keys import array_roles, unused_camera_warnings
@@ -34,9 +35,12 @@ class DatasetConfig:
     hdf5: Optional[str] = None
     overwrite: bool = False
     src: Optional[str] = None  # import-lerobot: the LeRobot folder; export-lerobot: the zarr dataset
-    keys: Optional[dict[str, str]] = None  # array (or LeRobot feature) -> robotlearn key, e.g. {img: images/front}
-    progress: bool = True  # import-lerobot / export-lerobot: progress bar
+    keys: Optional[Any] = None  # {str: str} (a typed dict would need hydra's `+keys=`); array (or LeRobot feature) -> robotlearn key, e.g. {img: images/front}
+    progress: str = "auto"  # import-lerobot / export-lerobot: auto | bar | lines | off (robotlearn/progress.py)
     export: LeRobotExportConfig = field(default_factory=LeRobotExportConfig)  # export-lerobot: video and file options
+
+
+register_schema("dataset_schema", DatasetConfig)  # configs/dataset.yaml composes onto it (export.* need no `+`)
 
 
 def _size(n: float) -> str:
@@ -111,6 +115,8 @@ def main(argv: list[str]) -> int:
 
 
 def run(sub: str, cfg: DatasetConfig) -> int:
+    if cfg.keys is not None and not isinstance(cfg.keys, dict):
+        raise ConfigError(f"keys={cfg.keys!r}: expected a mapping like keys='{{img: images/front, agent_pos: state}}'")
     if sub in ("import-lerobot", "export-lerobot"):
         return lerobot(sub, cfg)
     if not cfg.path:

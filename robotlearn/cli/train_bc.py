@@ -3,7 +3,8 @@
 Trains a base policy on an episode dataset, evaluates it in the env every
 `eval_every` steps, logs to TensorBoard, and writes under `out_dir`:
 checkpoints/{last,best}/ (safetensors + config.json), metrics.json, curves.png.
-The env defaults to the one recorded in the dataset.
+The env defaults to the one recorded in the dataset. `keys='{img: images/front}'` reads a
+dataset's arrays under robotlearn names (robotlearn/data/keys.py), e.g. a diffusion_policy zarr's cameras.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ import torch
 from robotlearn.cli.config import ConfigError, fail, load
 from robotlearn.data import DatasetError, EpisodeDataset, SequenceDataset
 from robotlearn.envs import make_env
-from robotlearn.envs.interface import IMAGE_PREFIX, STATE_KEY, RobotEnv
+from robotlearn.data.keys import array_roles, default_obs_keys, unsupported_obs_keys, unused_camera_warnings
+from robotlearn.envs.interface import STATE_KEY, RobotEnv
 from robotlearn.policies.checkpoint import (
     CheckpointError,
     PolicyEnvMismatchError,
@@ -41,6 +43,7 @@ USER_ERRORS = (ConfigError, DatasetError, CheckpointError, PolicyEnvMismatchErro
 @dataclass
 class TrainBCConfig:
     dataset: Optional[str] = None  # path to a zarr episode dataset (required)
+    keys: Optional[dict[str, str]] = None  # read dataset arrays under robotlearn names: {img: images/front, agent_pos: state}
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     env: Optional[dict[str, Any]] = None  # hydra `env=` group; None: the env recorded in the dataset
     steps: int = 2000
@@ -61,12 +64,26 @@ class TrainBCConfig:
 
 def dataset_obs_shapes(ds: EpisodeDataset, keys: list[str] | None) -> dict[str, tuple[int, ...]]:
     """Observation keys the policy will read (state + cameras by default) and their per-step shapes."""
-    available = [k for k in ds.keys if k == STATE_KEY or k.startswith(IMAGE_PREFIX)]
-    keys = keys or available
+    keys = keys or default_obs_keys(ds.keys)
     missing = [k for k in keys if k not in ds.keys]
     if missing:
         raise ConfigError(f"dataset {ds.path} has no observation key(s) {missing}; it has {ds.keys}")
+    unsupported = unsupported_obs_keys(keys)
+    if unsupported:
+        k = unsupported[0]
+        raise ConfigError(f"policy.obs_keys {unsupported}: a policy reads 'state' and 'images/<cam>' only; "
+                          f"read other arrays under those names with keys='{{{k}: images/{k.replace('/', '_')}}}' "
+                          f"or keys='{{{k}: state}}'")
+    if not keys:
+        raise ConfigError(f"dataset {ds.path} has no 'state' or 'images/<cam>' array for a policy to read (it has "
+                          f"{ds.keys}); name its observations with keys='{{<array>: state, <camera array>: images/<cam>}}'")
     return {k: tuple(ds.array(k).shape[1:]) for k in keys}
+
+
+def obs_warnings(ds: EpisodeDataset, obs_keys: list[str]) -> list[str]:
+    """Arrays that look like cameras but that the policy will not read."""
+    schema = {k: (tuple(ds.array(k).shape[1:]), ds.array(k).dtype) for k in ds.keys}
+    return unused_camera_warnings(schema, array_roles(schema, obs_keys))
 
 
 def make_env_for(cfg_env: dict | None, ds: EpisodeDataset) -> RobotEnv | None:
@@ -118,10 +135,12 @@ def run(cfg: TrainBCConfig) -> TrainResult:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-    ds = EpisodeDataset(cfg.dataset)
+    ds = EpisodeDataset(cfg.dataset, key_map=cfg.keys)
     if ds.n_episodes == 0:
         raise ConfigError(f"dataset {cfg.dataset} has no committed episodes")
     obs_shapes = dataset_obs_shapes(ds, cfg.policy.obs_keys)
+    for w in obs_warnings(ds, list(obs_shapes)):
+        print(f"warning: {w}")
     action_dim = int(ds.array(ACTION_KEY).shape[1])
     env = make_env_for(cfg.env, ds)
     if env is not None:  # fail before training, not after, if the data cannot drive this env
@@ -145,6 +164,8 @@ def run(cfg: TrainBCConfig) -> TrainResult:
     tb = SummaryWriter(str(out / "tb"))
     env_meta = env_info_dict(env.env_info) if env is not None else env_info_dict(ds.env_info)
     meta = {"dataset": str(cfg.dataset), "n_episodes": ds.n_episodes if cfg.max_episodes is None else min(cfg.max_episodes, ds.n_episodes)}
+    if cfg.keys:
+        meta["keys"] = dict(cfg.keys)
     losses: list[tuple[int, float]] = []
     evals: list[tuple[int, float]] = []
     best = -1.0

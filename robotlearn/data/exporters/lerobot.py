@@ -6,7 +6,8 @@ under `videos/<feature>/` (episodes concatenated, H.264 by default), `meta/info.
 shaped (3, 1, 1) as LeRobot has them), `meta/tasks.parquet` and `meta/episodes/...parquet`.
 Keys are named by `lerobot_feature`; scalars become one-number columns (shape [1]); the
 episode's `terminated` becomes `next.done` on its last frame, and every robotlearn episode
-field is kept as a `robotlearn.<field>` column of the episodes table, so the import restores it.
+field is kept as a `robotlearn.<field>` column of the episodes table and the recording env as
+info.json `robotlearn_env`, so the import restores both.
 The folder appears only when complete (written beside it, then renamed).
 """
 from __future__ import annotations
@@ -17,12 +18,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from tqdm import tqdm
 
 from robotlearn.atomic_dir import atomic_dir
 from robotlearn.data.importers.lerobot import META_PREFIX, lerobot_feature
 from robotlearn.data.layout import IMAGE_PREFIX, DatasetError
 from robotlearn.data.reader import EpisodeDataset
+from robotlearn.progress import progress_bar
 
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
@@ -108,7 +109,7 @@ def _meta_value(v: Any) -> Any:
 
 
 def export_lerobot(src: str | Path, out: str | Path, cfg: LeRobotExportConfig | None = None,
-                   key_map: dict[str, str] | None = None, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+                   key_map: dict[str, str] | None = None, overwrite: bool = False, progress: Any = "auto") -> dict[str, Any]:
     """Write `src` (read through `key_map`) as a LeRobot v3.0 folder `out`; returns info.json's content."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -168,7 +169,7 @@ def export_lerobot(src: str | Path, out: str | Path, cfg: LeRobotExportConfig | 
         encoders: dict[str, VideoEncoder] = {}
         index = 0
         try:
-            bar = tqdm(range(ds.n_episodes), desc=f"export {Path(src).name}", unit="ep", disable=not progress)
+            bar = progress_bar(range(ds.n_episodes), mode=progress, desc=f"export {Path(src).name}", unit="ep")
             for i in bar:
                 ep, meta = ds.get_episode(i), ds.episode_meta(i)
                 T = len(ep[ds.keys[0]])
@@ -235,6 +236,6 @@ def export_lerobot(src: str | Path, out: str | Path, cfg: LeRobotExportConfig | 
                 "chunks_size": cfg.chunks_size, "data_files_size_in_mb": cfg.data_file_mb,
                 "video_files_size_in_mb": cfg.video_file_mb, "fps": fps, "splits": {"train": f"0:{ds.n_episodes}"},
                 "data_path": DATA_PATH, "video_path": VIDEO_PATH if cams else None, "features": features,
-                "robotlearn_keys": {names[k]: k for k in ds.keys}}
+                "robotlearn_keys": {names[k]: k for k in ds.keys}, "robotlearn_env": ds.attrs.get("env")}
         (tmp / "meta" / "info.json").write_text(json.dumps(info, indent=2))
     return info

@@ -12,7 +12,8 @@ Features become robotlearn keys (`FEATURE_NAMES`; `keys=` adds or overrides rena
 Bookkeeping columns (timestamp, frame_index, ...) are not copied. Per episode: `task` (text,
 stored as a category), `terminated` from `next.done`, `success` from `next.success` (else a
 positive final reward, as for robomimic). Columns `robotlearn.<field>` of the episodes table
-(written by export-lerobot) come back as that episode metadata. fps -> control_hz.
+(written by export-lerobot) come back as that episode metadata, info.json `robotlearn_env` as
+the recording env. fps -> control_hz.
 Video frames are matched to the parquet `timestamp` of each frame (robotlearn/data/video.py).
 
 The import commits one episode at a time through EpisodeWriter; re-running the same command
@@ -27,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from robotlearn.data.layout import IMAGE_PREFIX, DatasetError
 from robotlearn.data.writer import EpisodeWriter
+from robotlearn.progress import progress_bar
 
 SUPPORTED_VERSIONS = ("v2.1", "v3.0")
 BOOKKEEPING = ("timestamp", "frame_index", "episode_index", "index", "task_index")
@@ -281,7 +282,7 @@ def _to_robotlearn(arrays: dict[str, np.ndarray], key_map: dict[str, str]) -> di
 
 
 def import_lerobot(src: str | Path, out: str | Path, key_map: dict[str, str] | None = None,
-                   overwrite: bool = False, progress: bool = True) -> int:
+                   overwrite: bool = False, progress: Any = "auto") -> int:
     """Convert every episode of a LeRobot dataset folder; returns the number of episodes `out` holds.
 
     `key_map` renames LeRobot features ({feature: robotlearn key}) beyond the default names.
@@ -304,13 +305,15 @@ def import_lerobot(src: str | Path, out: str | Path, key_map: dict[str, str] | N
             raise DatasetError(f"{out} exists and is not an import of {provenance['src']} with these keys; "
                                f"pass overwrite=true to replace it")
     attrs = {"control_hz": source.fps, "import": provenance}
+    if source.info.get("robotlearn_env"):  # written by export-lerobot: the env that recorded the episodes
+        attrs["env"] = source.info["robotlearn_env"]
     with EpisodeWriter(out, overwrite=overwrite, attrs=attrs) as w:
         done = w.n_episodes
         if w.recovered:
             print(f"{out}: dropped an interrupted episode ({w.recovered['partial_steps']} steps); resuming")
         todo = source.episodes[done:]
-        bar = tqdm(todo, desc=f"import {Path(src).name}", unit="ep", initial=done, total=len(source.episodes),
-                   disable=not progress)
+        bar = progress_bar(todo, mode=progress, desc=f"import {Path(src).name}", unit="ep", initial=done,
+                           total=len(source.episodes))
         for ref in bar:
             arrays, meta = source.read_episode(ref)
             ep = _to_robotlearn(arrays, {**source.info.get("robotlearn_keys", {}), **key_map})
