@@ -139,3 +139,40 @@ def test_robomimic_hdf5_import(tmp_path):
         f.create_dataset("data/demo_0/obs/object", data=np.zeros((3, 10)))
     with pytest.raises(DatasetError, match=r"data/demo_0: lengths \{'state': 3\} differ from 2 actions"):
         import_robomimic(tmp_path / "broken.hdf5", tmp_path / "b.zarr")
+
+
+def write_robomimic_images(path, cams=("agentview_image", "robot0_eye_in_hand_image"), T=6):
+    """A robomimic image dataset (as robomimic's dataset_states_to_obs writes it): uint8 (T, H, W, 3) per camera."""
+    rng = np.random.default_rng(1)
+    with h5py.File(path, "w") as f:
+        f.create_group("data").attrs["env_args"] = json.dumps({"env_name": "Lift", "env_kwargs": {"control_freq": 20}})
+        for d in range(2):
+            g = f.create_group(f"data/demo_{d}")
+            g.create_dataset("actions", data=rng.uniform(-1, 1, (T, 7)))
+            g.create_dataset("rewards", data=np.eye(T)[-1])
+            g.create_dataset("obs/robot0_eef_pos", data=rng.normal(size=(T, 3)))
+            g.create_dataset("obs/robot0_gripper_qpos", data=rng.normal(size=(T, 2)))
+            for c, cam in enumerate(cams):
+                g.create_dataset(f"obs/{cam}", data=np.full((T, 16, 16, 3), 10 * d + c, np.uint8))
+            g.create_dataset("next_obs/robot0_eef_pos", data=rng.normal(size=(T, 3)))  # ignored, as robomimic's own loader does
+
+
+def test_robomimic_image_dataset_imports_cameras_and_trains(tmp_path):
+    write_robomimic_images(tmp_path / "image.hdf5")
+    out = tmp_path / "rm.zarr"
+    assert import_robomimic(tmp_path / "image.hdf5", out) == 2
+    ds = EpisodeDataset(out)
+    assert ds.keys == ["action", "images/agentview", "images/robot0_eye_in_hand", "is_intervention", "reward", "state"]
+    ep = ds.get_episode(1)
+    assert (ep["images/agentview"] == 10).all() and (ep["images/robot0_eye_in_hand"] == 11).all()
+    assert ep["state"].shape == (6, 5) and ds.attrs["state_layout"] == {"robot0_eef_pos": [0, 3], "robot0_gripper_qpos": [3, 5]}
+    run = tmp_path / "run"
+    assert cli(["train-bc", f"dataset={out}", "steps=2", "batch_size=4", "eval_every=0", "final_eval_episodes=0",
+                "progress=false", f"out_dir={run}", "policy.horizon=4", "policy.n_action_steps=2", "policy.bc.hidden=[16]",
+                "policy.encoder.image_channels=4", "policy.encoder.image_keypoints=4"]) == 0
+    shapes = json.loads((run / "checkpoints/last/config.json").read_text())["obs_shapes"]
+    assert shapes == {"images/agentview": [16, 16, 3], "images/robot0_eye_in_hand": [16, 16, 3], "state": [5]}
+    write_robomimic_images(tmp_path / "libero.hdf5", cams=("agentview_rgb", "eye_in_hand_rgb"))  # LIBERO's names
+    import_robomimic(tmp_path / "libero.hdf5", tmp_path / "libero.zarr")
+    assert [k for k in EpisodeDataset(tmp_path / "libero.zarr").keys if k.startswith("images/")] == [
+        "images/agentview", "images/eye_in_hand"]

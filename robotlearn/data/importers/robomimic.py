@@ -3,8 +3,8 @@
 robomimic files hold `data/demo_<i>/{actions (T, A), rewards (T,), dones (T,), obs/<key>}`
 and `data.attrs["env_args"]` (JSON: env_name, env_kwargs). Low-dimensional obs
 keys are concatenated into `state` (order and slices kept in attrs
-`state_layout`), image obs `(T, H, W, 3)` uint8 named `<cam>_image` become
-`images/<cam>`. A demo whose final reward is positive counts as a success and
+`state_layout`), image obs `(T, H, W, 3)` uint8 named `<cam>_image` (robomimic) or `<cam>_rgb`
+(LIBERO) become `images/<cam>`. A demo whose final reward is positive counts as a success and
 as terminated; robomimic's `env_args` is kept in attrs for provenance.
 """
 from __future__ import annotations
@@ -85,7 +85,7 @@ def import_robomimic(hdf5: str | Path, out: str | Path, state_keys: list[str] | 
                     "reward": np.asarray(demo["rewards"], np.float32) if "rewards" in demo else np.zeros(T, np.float32),
                 }
                 for k in image_keys:
-                    ep["images/" + re.sub(r"_image$", "", k)] = np.asarray(obs[k], np.uint8)
+                    ep["images/" + re.sub(r"_(image|rgb)$", "", k)] = np.asarray(obs[k], np.uint8)
                 bad = {k: len(v) for k, v in ep.items() if len(v) != T}
                 if bad:
                     raise DatasetError(f"{where}: lengths {bad} differ from {T} actions")
