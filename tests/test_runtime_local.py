@@ -300,3 +300,27 @@ def test_intervention_steps_join_the_demo_half_with_the_human_correction(tmp_pat
         from_iv = np.isin(batch["state"][:, 0], ep["state"][4:8, 0])
         assert from_iv.sum() == 4 and len(batch["state"]) == n_demo + 4
         L.close()
+
+
+def test_resumed_run_spends_only_what_is_left_and_never_repeats_a_reset_seed(tmp_path, demos):
+    """The finding: a resumed finetune ran the full env_steps again and restarted reset seeds at 0."""
+    rl = ResidualConfig(**TINY)
+    out = str(tmp_path / "run")
+
+    def run(total: int) -> dict:
+        lc = LearnerConfig(out_dir=out, publish_every=10, checkpoint_every=50, max_env_steps=total,
+                           min_online_steps=64, tensorboard=False, progress=False)
+        return run_local(RunSpec(env=ENV, base="zero", rl=rl, learner=lc, actor=ActorConfig(heartbeat_s=0.2),
+                                 demos=demos))
+
+    assert run(300)["actor_exitcodes"] == [0]
+    first = EpisodeDataset(f"{out}/online.zarr")
+    n1, horizon = first.n_steps, int(first.meta_array("length").max())
+    assert 300 <= n1 < 300 + horizon
+    assert run(600)["actor_exitcodes"] == [0]
+    log = EpisodeDataset(f"{out}/online.zarr")
+    assert 600 <= log.n_steps < 600 + horizon  # the budget is the run's total, not per start
+    seeds = log.meta_array("seed")
+    assert len(set(seeds.tolist())) == log.n_episodes and seeds.min() >= 0  # every episode a new initial state
+    names = log.attrs["categories"]["actor_id"]
+    assert {names[c] for c in log.meta_array("actor_id")} == {"actor-0"}

@@ -39,13 +39,14 @@ class ActorConfig:
     # Stop after the episode in which this many steps were taken (0 = until stopped; a run splits
     # learner.max_env_steps over its actors when this is 0).
     max_env_steps: int = 0
+    episode_offset: int = 0  # reset seeds start at seed + this (a resumed run continues after its log)
     pace_hz: float = 0.0  # steps per second: 0 = as fast as possible, -1 = the env's control_hz
     heartbeat_s: float = 1.0  # seconds between heartbeats
     n_action_steps: int = 0  # base chunk steps executed before re-querying the base (0 = whole chunk)
     retry_on_env_error: bool = False  # after an EnvError (stale topic, refused reset): wait 1 s, new episode
 
     def __post_init__(self) -> None:
-        check_ranges(self, "actor", max_env_steps="[0, inf)", heartbeat_s="(0, inf)", n_action_steps="[0, inf)")
+        check_ranges(self, "actor", max_env_steps="[0, inf)", episode_offset="[0, inf)", heartbeat_s="(0, inf)", n_action_steps="[0, inf)")
         if self.pace_hz < 0 and self.pace_hz != -1:
             raise ConfigError(f"actor.pace_hz must be >= 0 or -1 (the env's control_hz), got {self.pace_hz}")
 
@@ -98,7 +99,8 @@ class Actor:
         self._new_episode()
 
     def _new_episode(self) -> None:
-        self.obs, _ = self.env.reset(seed=self.cfg.seed + self.episodes)
+        self.reset_seed = self.cfg.seed + self.cfg.episode_offset + self.episodes
+        self.obs, _ = self.env.reset(seed=self.reset_seed)
         self.stepper.reset()
         self.policy.reset()
         self.rec = EpisodeRecorder()
@@ -125,7 +127,8 @@ class Actor:
         payload = Episode(self.rec.arrays(), success=success, terminated=bool(terminated),
                           policy_version=int(self.policy.version), policy_version_start=int(self.ep_version),
                           actor_id=self.cfg.actor_id, start_time=self.ep_start, end_time=time.time(),
-                          warmup=mode == "warmup", reward_source=self.env.reward_source).encode()
+                          warmup=mode == "warmup", reward_source=self.env.reward_source,
+                          seed=self.reset_seed).encode()
         self.episodes += 1
         self.successes += success
         self.recent.append(float(success))

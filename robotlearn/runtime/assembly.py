@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from robotlearn.envs import EnvDescription, EnvError, RobotEnv, describe_env, make_env
@@ -39,6 +40,24 @@ def actor_name(spec: RunSpec, index: int) -> str:
 def actor_seed(spec: RunSpec, index: int, restart: int = 0) -> int:
     """Env reset and exploration seed of actor `index` after `restart` restarts."""
     return spec.seed + 1000 * index + 100_000 * restart
+
+
+def resume_point(spec: RunSpec) -> tuple[int, dict[str, int]]:
+    """(env steps already in the run's online log, {actor id: last reset seed it logged}); (0, {}) for a
+    fresh run. `learner.max_env_steps` is the run's total across restarts, so actors get what is left."""
+    from robotlearn.data import EpisodeDataset
+
+    path = Path(spec.learner.out_dir) / "online.zarr"
+    if not spec.learner.resume or not path.exists():
+        return 0, {}
+    ds = EpisodeDataset(path)
+    last: dict[str, int] = {}
+    if "actor_id" in ds.meta_keys and "seed" in ds.meta_keys:
+        names = ds.attrs.get("categories", {}).get("actor_id", [])
+        for code, seed in zip(ds.meta_array("actor_id"), ds.meta_array("seed")):
+            if 0 <= code < len(names) and seed >= 0:
+                last[names[code]] = max(int(seed), last.get(names[code], -1))
+    return ds.n_steps, last
 
 
 def image_encoder(spec: RunSpec) -> FrozenImageEncoder | None:
@@ -95,10 +114,13 @@ def build_actor(spec: RunSpec, index: int = 0, restart: int = 0) -> ActorParts:
     except BaseException:
         env.close()
         raise
+    done_steps, last_seed = resume_point(spec)
+    name = actor_name(spec, index)
     budget = spec.actor.max_env_steps
-    if budget == 0 and spec.learner.max_env_steps > 0:  # the learner's budget, shared out
-        budget = -(-spec.learner.max_env_steps // spec.runtime.num_actors)
-    cfg = dataclasses.replace(spec.actor, actor_id=actor_name(spec, index), seed=seed, max_env_steps=budget)
+    if budget == 0 and spec.learner.max_env_steps > 0:  # what is left of the learner's budget, shared out
+        budget = max(1, -(-(spec.learner.max_env_steps - done_steps) // spec.runtime.num_actors))
+    offset = max(0, last_seed[name] + 1 - seed) if name in last_seed else 0  # never replay a logged start
+    cfg = dataclasses.replace(spec.actor, actor_id=name, seed=seed, max_env_steps=budget, episode_offset=offset)
     rl = spec.rl if restart == 0 else dataclasses.replace(spec.rl, warmup_env_steps=0)
     return ActorParts(env, base, rl, cfg, features)
 

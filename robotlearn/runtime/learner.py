@@ -80,7 +80,8 @@ class Learner:
         state_dim = int(obs_space[STATE_KEY].shape[0]) + (features.dim if features else 0)
         action_dim = int(len(env_info.action_spec.names))
         ckpt = recover_dir(self.out / "checkpoint")  # finish a swap a crash interrupted
-        if cfg.resume and (ckpt / "learner.yaml").exists():
+        resumed = cfg.resume and (ckpt / "learner.yaml").exists()
+        if resumed:
             self.learner = ResidualLearner.load(ckpt, cfg.device or None)
             fixed = ("num_critics", "hidden_dim", "num_layers", "residual_scale")
             changed = {k: (getattr(self.learner.cfg, k), getattr(rl, k)) for k in fixed
@@ -94,7 +95,10 @@ class Learner:
         else:
             self.learner = ResidualLearner(state_dim, action_dim, rl, cfg.device or None)
         self.learn_start = -1
-        if cfg.resume and (ckpt / "runtime.yaml").exists():
+        if resumed and not (ckpt / "runtime.yaml").exists():  # atomic_dir writes all files or none
+            raise ValueError(f"cannot resume {ckpt}: it has no runtime.yaml (not written by this learner, or "
+                             f"damaged); use a new out_dir or restore the checkpoint")
+        if resumed:
             runtime = yaml.safe_load((ckpt / "runtime.yaml").read_text())
             self.learn_start = runtime["learn_start"]
             if "sampler_rng" in runtime:  # batches after a resume continue the uninterrupted sequence
@@ -140,6 +144,9 @@ class Learner:
                                     extras=extras)
         self.episode_log = EpisodeLogThread(self.writer)
         self.learner.env_steps = sum(e["length"] for e in self.episodes)
+        if self.episodes or resumed:
+            print(f"resumed {self.out}: {self.learner.num_updates} updates, {self.learner.env_steps} env steps, "
+                  f"{len(self.episodes)} episodes", flush=True)
         self.recent: deque[float] = deque(maxlen=20)
         self.metrics: dict[str, float] = {}
         self.rejected = 0
@@ -226,7 +233,8 @@ class Learner:
                 log.error("dropped a bad episode message: %s", e)
                 continue
             self.episode_log.put(ep.arrays, success=ep.success, source="policy", policy_version=ep.policy_version,
-                                 terminated=ep.terminated, reward_source=ep.reward_source)
+                                 terminated=ep.terminated, reward_source=ep.reward_source,
+                                 actor_id=ep.actor_id or "?", seed=ep.seed)
             self._add_online(ep.arrays, ep.terminated)
             self.learner.env_steps += len(ep)
             self._record(len(ep), ep.success, float(ep.arrays["reward"].sum()), ep.policy_version)

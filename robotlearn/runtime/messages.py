@@ -101,6 +101,7 @@ class Episode:
     end_time: float = 0.0
     warmup: bool = False  # acted with base + uniform noise (before the residual took over)
     reward_source: str = "env"  # what gave the reward: env (its own detector) | classifier (a learned one)
+    seed: int = -1  # the env reset seed the episode started from (-1: not known)
 
     def __len__(self) -> int:
         return len(self.arrays["reward"])
@@ -149,7 +150,7 @@ class Episode:
             ep.success, ep.terminated, ep.warmup = bool(ep.success), bool(ep.terminated), bool(ep.warmup)
             ep.policy_version, ep.policy_version_start = int(ep.policy_version), int(ep.policy_version_start)
             ep.actor_id, ep.start_time, ep.end_time = str(ep.actor_id), float(ep.start_time), float(ep.end_time)
-            ep.reward_source = str(ep.reward_source)
+            ep.reward_source, ep.seed = str(ep.reward_source), int(ep.seed)
         except (TypeError, ValueError) as e:
             raise MessageError(f"episode header has a value of the wrong type: {e}") from e
         return ep.validate()
