@@ -4,6 +4,7 @@ The fixtures are written by this file's own code, not by the exporter, so the im
 against the layout as LeRobot writes it. Frames are flat colours whose red channel encodes the
 frame index, so a frame decoded at the wrong timestamp is caught.
 """
+import io
 import json
 from fractions import Fraction
 
@@ -107,17 +108,30 @@ def write_v3(root) -> None:
         write_mp4(root / f"videos/observation.images.{cam}/chunk-000/file-000.mp4", frames, codec)
 
 
+def png(f: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(f).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def write_v21(root) -> None:
-    """One parquet and one H.264 mp4 per episode, episodes.jsonl and tasks.jsonl."""
+    """One parquet and one H.264 mp4 per episode, episodes.jsonl and tasks.jsonl; camera `top` is
+    stored as PNG images in the parquet (feature dtype 'image')."""
     (root / "meta").mkdir(parents=True)
-    info = {"codebase_version": "v2.1", "fps": FPS, "chunks_size": 1000, "features": features({"front": "h264"}),
+    feats = features({"front": "h264"})
+    feats["observation.images.top"] = {"dtype": "image", "shape": [H, W, 3], "names": ["height", "width", "channel"]}
+    info = {"codebase_version": "v2.1", "fps": FPS, "chunks_size": 1000, "features": feats,
             "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
             "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"}
     (root / "meta/info.json").write_text(json.dumps(info))
     start = 0
     for ep, T in enumerate(LENGTHS):
         (root / "data/chunk-000").mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.table(rows(ep, T, start)), root / f"data/chunk-000/episode_{ep:06d}.parquet")
+        cols = rows(ep, T, start)
+        cols["observation.images.top"] = pa.array([{"bytes": png(frame(ep, t, 1)), "path": None} for t in range(T)])
+        pq.write_table(pa.table(cols), root / f"data/chunk-000/episode_{ep:06d}.parquet")
         write_mp4(root / f"videos/chunk-000/observation.images.front/episode_{ep:06d}.mp4",
                   [frame(ep, t) for t in range(T)], "libx264")
         start += T
@@ -156,7 +170,8 @@ def test_import_lerobot_v21_h264(tmp_path):
     src, out = tmp_path / "lerobot_v21", tmp_path / "v21.zarr"
     write_v21(src)
     assert import_lerobot(src, out, progress=False) == 3
-    check_imported(out, ["front"])
+    check_imported(out, ["front", "top"])
+    np.testing.assert_array_equal(EpisodeDataset(out).get_episode(2)["images/top"][4], frame(2, 4, 1))  # PNG: exact
 
 
 def test_import_resumes_after_a_crash(tmp_path):
@@ -168,7 +183,7 @@ def test_import_resumes_after_a_crash(tmp_path):
     zarr.open_array(str(out / "meta/episode_ends"), mode="r+").resize((1,))
     assert EpisodeDataset(out).n_episodes == 1 and EpisodeDataset(out).partial_steps == sum(LENGTHS) - LENGTHS[0]
     assert import_lerobot(src, out, progress=False) == 3  # the same command again: resumes, does not restart
-    check_imported(out, ["front"])
+    check_imported(out, ["front", "top"])
     with pytest.raises(Exception, match="not an import of"):
         import_lerobot(src, out, key_map={"action": "act"}, progress=False)
 
@@ -268,6 +283,15 @@ def test_key_maps_on_a_diffusion_policy_zarr(tmp_path, capsys):
     assert "images/front camera" in out and "state state" in out and "timestamp unused" in out and "looks like a camera" not in out
     assert cli(["dataset", "info", f"path={dp}", keys]) == 0
     assert "images/front <- camera_0" in capsys.readouterr().out
+    lr = tmp_path / "lerobot"  # export reads through the key map too (no control rate stored: fps given)
+    assert cli(["dataset", "export-lerobot", f"src={dp}", f"out={lr}", keys, "export.fps=10", "progress=false"]) == 0
+    feats = json.loads((lr / "meta/info.json").read_text())["features"]
+    assert feats["observation.images.front"]["dtype"] == "video" and feats["observation.state"]["shape"] == [6]
+    assert "timestamp" in feats and "robotlearn.timestamp" in feats  # LeRobot's own column, and the dataset's array
+    import_lerobot(lr, tmp_path / "back.zarr", progress=False)
+    back, src = EpisodeDataset(tmp_path / "back.zarr"), EpisodeDataset(dp, key_map={"camera_0": "images/front", "robot_eef_pose": "state"})
+    assert back.keys == ["action", "images/front", "is_intervention", "reward", "state", "timestamp"]
+    np.testing.assert_array_equal(back.load(["timestamp"])["timestamp"], src.load(["timestamp"])["timestamp"])
     for bad, why in (("policy.obs_keys=[robot_eef_pose,camera_0]", "policy.obs_keys ['camera_0', 'robot_eef_pose']: a policy reads"),
                      ("keys={camera_9: images/front}", "keys= maps ['camera_9'], which the dataset does not have"),
                      ("keys={camera_0: action}", "which the dataset already has")):

@@ -35,6 +35,8 @@ def decode_frames(path: str | Path, times: np.ndarray, fps: float, where: str = 
             if t0 > 0:  # jump to the keyframe before the episode (files hold many episodes)
                 container.seek(int(t0 / stream.time_base), stream=stream, backward=True)
             for frame in container.decode(stream):
+                if frame.time is None:
+                    raise DatasetError(f"{where}: {path} has frames without timestamps (pts)")
                 t = float(frame.time)
                 if t < t0:
                     continue
