@@ -36,7 +36,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a finetune key")
     args = ap.parse_args(strip_ros_args(argv))
 
-    from tqdm import tqdm
+    from robotlearn.progress import progress_bar
 
     domain = args.domain_id if args.domain_id >= 0 else random.randint(1, 100)
     out = Path(args.out or f"runs/ros2_dry_run/{time.strftime('%Y%m%d-%H%M%S')}").resolve()
@@ -63,7 +63,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         procs["learner"] = start("learner_node", ["--params", args.params, *learner_sets], domain, out / "learner.log")
         procs["actor"] = start("actor_node", ["--params", args.params, *actor_sets], domain, out / "actor.log")
         wait_until(lambda: watcher.last("status"), 120, "the robot node", tuple(procs.values()))
-        bar = tqdm(total=args.steps, unit="step", desc="robot steps")
+        bar = progress_bar(total=args.steps, unit="step", desc="robot steps")  # a line every few s in a log
         while procs["actor"].poll() is None:
             for name in ("robot", "learner"):
                 if procs[name].poll() is not None:

@@ -159,11 +159,11 @@ class MujocoRobotNode:
                 pub.publish(array_to_image(self._render(cam), cam, stamp))
 
     def _render(self, cam) -> np.ndarray:
-        import mujoco
+        from sim.rendering import offscreen_renderer  # closed at exit before EGL is: no teardown tracebacks
 
         rend = self._renderers.get(cam.name)
         if rend is None:
-            rend = self._renderers[cam.name] = mujoco.Renderer(self.env.model, cam.height, cam.width)
+            rend = self._renderers[cam.name] = offscreen_renderer(self.env.model, cam.height, cam.width)
         camera = cam.mujoco_camera or -1
         if cam.mujoco_camera and hasattr(self.env, "camera_id"):  # the task's own names: "wrist" is "panda/wrist"
             camera = self.env.camera_id(cam.mujoco_camera)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from tqdm import tqdm
 
 from robotlearn.cli.config import ConfigError, fail, load
 from robotlearn.data import EpisodeDataset, EpisodeWriter
@@ -22,6 +21,7 @@ from robotlearn.envs import make_env
 from robotlearn.envs.interface import INFO_INTERVENTION, INFO_INTERVENTION_ACTION, INFO_SUCCESS, RobotEnv
 from robotlearn.policies.base import BasePolicy, ChunkStepper, ZeroPolicy
 from robotlearn.policies.checkpoint import CheckpointError
+from robotlearn.progress import progress_bar, progress_mode
 
 
 @dataclass
@@ -42,7 +42,10 @@ class CollectConfig:
     max_attempts: Optional[int] = None
     flush_every: int = 16
     device: str = "auto"
-    progress: bool = True
+    progress: str = "auto"  # auto | bar | lines | off (robotlearn/progress.py); true = auto, false = off
+
+    def __post_init__(self) -> None:
+        self.progress = progress_mode(self.progress)
 
 
 def make_actor(cfg: CollectConfig, env: RobotEnv, seed: int) -> tuple[BasePolicy, str]:
@@ -117,8 +120,8 @@ def collect(cfg: CollectConfig) -> dict[str, Any]:
         print(f"{out}: dropped an interrupted episode ({writer.recovered['partial_steps']} steps) from a previous run")
     max_attempts = cfg.max_attempts or (5 * cfg.episodes if cfg.only_success else None)
     attempts = successes = 0
-    bar = tqdm(total=cfg.episodes, initial=min(start, cfg.episodes), desc=f"collect {env.name}",
-               unit="ep", disable=not cfg.progress)
+    bar = progress_bar(total=cfg.episodes, initial=min(start, cfg.episodes), desc=f"collect {env.name}", unit="ep",
+                       mode=cfg.progress)
     try:
         while writer.n_episodes < cfg.episodes and (max_attempts is None or attempts < max_attempts):
             if cfg.teleop:

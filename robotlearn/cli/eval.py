@@ -17,6 +17,7 @@ from robotlearn.envs import make_env
 from robotlearn.envs.interface import RobotEnv
 from robotlearn.policies.checkpoint import load_policy, read_config, resolve_checkpoint
 from robotlearn.policies.rollout import evaluate
+from robotlearn.progress import progress_mode
 
 
 @dataclass
@@ -31,7 +32,7 @@ class EvalConfig:
     camera: str = "front"
     ddim_steps: Optional[int] = None  # diffusion only: override the checkpoint's DDIM sampling steps
     out: Optional[str] = None
-    progress: bool = True
+    progress: str = "auto"  # auto | bar | lines | off (robotlearn/progress.py); true = auto, false = off
     residual: Optional[str] = None  # a finetune run folder: also eval base + residual, side by side (rl/evaluate.py)
     # Run a checkpoint on an env whose action spec or state layout differs from its training env's (shapes
     # must still fit). Off: such a checkpoint is refused, naming the first difference.
@@ -39,6 +40,9 @@ class EvalConfig:
     # Success from: env (its own detector) | classifier:<dir> (a train-reward checkpoint; the env's own detector,
     # where it has one, is reported beside it)
     reward: str = "env"
+
+    def __post_init__(self) -> None:
+        self.progress = progress_mode(self.progress)
 
 
 def checkpoint_env(ckpt: Path, cfg_env: dict | None) -> RobotEnv:

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from tqdm import tqdm
 
 from robotlearn.cli.config import ConfigError, fail, load
 from robotlearn.envs import list_envs, make_env
+from robotlearn.progress import progress_bar, progress_mode
 
 
 @dataclass
@@ -25,7 +25,10 @@ class ExpertConfig:
     noise: list[float] = field(default_factory=lambda: [0.0, 0.3, 0.6])
     seed: int = 0
     out: Optional[str] = None
-    progress: bool = True
+    progress: str = "auto"  # auto | bar | lines | off (robotlearn/progress.py); true = auto, false = off
+
+    def __post_init__(self) -> None:
+        self.progress = progress_mode(self.progress)
 
 
 def split_env_arg(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -40,10 +43,10 @@ def split_env_arg(argv: list[str]) -> tuple[list[str], list[str]]:
     return names, rest
 
 
-def evaluate_expert(env, noise: float, episodes: int, seed: int, progress: bool, desc: str) -> dict:
+def evaluate_expert(env, noise: float, episodes: int, seed: int, progress: str | bool, desc: str) -> dict:
     expert = env.make_expert(noise=noise, seed=seed)
     successes, lengths = [], []
-    for i in tqdm(range(episodes), desc=desc, disable=not progress, leave=False):
+    for i in progress_bar(range(episodes), desc=desc, unit="ep", mode=progress, leave=False):
         obs, info = env.reset(seed=seed + i)
         expert.reset()
         done = False

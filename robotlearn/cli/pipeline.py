@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robotlearn.cli.config import ConfigError, fail, load
+from robotlearn.progress import progress_mode
 
 
 @dataclass
@@ -32,7 +33,10 @@ class PipelineConfig:
     env_steps: int = 8000  # online env steps of residual RL
     match_learner: float = 0.8  # pace the sim actor at this fraction of the learner's rate / UTD
     eval_episodes: int = 50
-    progress: bool = True
+    progress: str = "auto"  # auto | bar | lines | off (robotlearn/progress.py); true = auto, false = off
+
+    def __post_init__(self) -> None:
+        self.progress = progress_mode(self.progress)
 
 
 def run(cfg: PipelineConfig) -> dict:
@@ -42,7 +46,7 @@ def run(cfg: PipelineConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
     demos, bc_dir, ft_dir = out / "demos.zarr", out / "bc", out / "finetune"
-    progress = f"progress={str(cfg.progress).lower()}"
+    progress = f"progress={cfg.progress}"
 
     t = time.time()
     print(f"[1/3] collecting {cfg.demo_episodes} scripted demos (noise {cfg.demo_noise}) on {cfg.task} -> {demos}")
@@ -68,7 +72,7 @@ def run(cfg: PipelineConfig) -> dict:
     ft = finetune.load_config([
         f"env={cfg.task}", f"rl={cfg.rl}", f"base={ckpt}", f"demos={demos}", f"out={ft_dir}",
         f"env_steps={cfg.env_steps}", f"match_learner={cfg.match_learner}", f"eval_episodes={cfg.eval_episodes}",
-        f"seed={cfg.seed}", f"learner.progress={str(cfg.progress).lower()}"])
+        f"seed={cfg.seed}", f"learner.progress={cfg.progress}"])
     summary = finetune.run(ft)
     times["finetune_and_eval_s"] = time.time() - t
 

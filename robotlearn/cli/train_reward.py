@@ -14,12 +14,12 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from robotlearn.cli.config import ConfigError, fail, load
 from robotlearn.config import register_schema
 from robotlearn.data import DatasetError, EpisodeDataset
 from robotlearn.envs.interface import IMAGE_PREFIX, STATE_KEY
+from robotlearn.progress import progress_bar, progress_mode
 from robotlearn.rewards.classifier import (
     LABEL_KEY,
     ClassifierConfig,
@@ -40,9 +40,10 @@ class TrainRewardConfig:
     lr: float = 1e-3
     seed: int = 0
     out_dir: Optional[str] = None  # default outputs/train_reward/<time>
-    progress: bool = True
+    progress: str = "auto"  # auto | bar | lines | off (robotlearn/progress.py); true = auto, false = off
 
     def __post_init__(self) -> None:
+        self.progress = progress_mode(self.progress)
         if not 0.0 < self.holdout < 1.0:
             raise ValueError(f"holdout must be in (0, 1), got {self.holdout}")
         if self.last_k < 1 or self.steps < 1 or self.batch_size < 2:
@@ -114,7 +115,7 @@ def run(cfg: TrainRewardConfig) -> dict[str, Any]:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     half, losses, t0 = cfg.batch_size // 2, [], time.time()
     model.train()
-    for step in tqdm(range(cfg.steps), desc="train reward", disable=not cfg.progress):
+    for step in progress_bar(range(cfg.steps), desc="train reward", unit="step", mode=cfg.progress):
         idx = np.concatenate([rng.choice(train_pos, half), rng.choice(train_neg, cfg.batch_size - half)])
         x = {k: torch.as_tensor(data[k][idx]) for k in keys}
         target = torch.as_tensor(y[idx], dtype=torch.float32)

@@ -10,10 +10,10 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
 from robotlearn.envs.interface import IMAGE_PREFIX, RobotEnv
 from robotlearn.policies.base import BasePolicy, ChunkStepper
+from robotlearn.progress import progress_bar
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -80,12 +80,12 @@ def evaluate(
     seed: int = 0,
     record_episodes: int = 0,
     camera: str | None = None,
-    progress: bool = False,
+    progress: str | bool = False,
 ) -> EvalResult:
     """Run `episodes` episodes (reset seeds seed, seed+1, ...) and count info['success']."""
     stepper = ChunkStepper(policy)
     res = EvalResult(episodes, 0, [], [])
-    for ep in tqdm(range(episodes), desc=f"eval {env.name}", disable=not progress, leave=False):
+    for ep in progress_bar(range(episodes), desc=f"eval {env.name}", unit="ep", mode=progress, leave=False):
         obs, info = env.reset(seed=seed + ep)
         stepper.reset()
         frames = [] if ep < record_episodes else None

@@ -55,7 +55,7 @@ def load_residual(run_dir: str | Path) -> ResidualPolicy:
 
 
 def compare(env: RobotEnv, base: BasePolicy, residual: ResidualPolicy, episodes: int, seed: int = 100_000,
-            progress: bool = False, features: FrozenImageEncoder | None = None) -> dict[str, Any]:
+            progress: str | bool = False, features: FrozenImageEncoder | None = None) -> dict[str, Any]:
     """Success of the frozen base and of base + residual on identical reset seeds."""
     from robotlearn.policies.rollout import evaluate
 

@@ -168,7 +168,7 @@ def check_base(spec: RunSpec) -> None:
         make_base(spec.base, describe_env(spec.env), seed=spec.seed, **spec.base_kwargs)
 
 
-def launch(spec: RunSpec, progress: bool = True) -> dict[str, Any]:
+def launch(spec: RunSpec, progress: str | bool = "auto") -> dict[str, Any]:
     """Run `spec` to the end on the runtime it names (local processes or Ray); returns the learner's summary."""
     name = spec.runtime.name
     if name == "local":

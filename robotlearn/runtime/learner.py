@@ -24,6 +24,7 @@ import yaml
 from robotlearn.atomic_dir import atomic_dir, recover_dir
 from robotlearn.envs.interface import STATE_KEY, EnvInfo
 from robotlearn.policies.base import BasePolicy
+from robotlearn.progress import progress_bar, progress_mode
 from robotlearn.rl.bases import relabel_base_actions
 from robotlearn.rl.features import FEATURES_KEY, FrozenImageEncoder, rl_state
 from robotlearn.rl.residual import ResidualConfig, ResidualLearner
@@ -53,9 +54,12 @@ class LearnerConfig:
     log_every: int = 100  # critic updates between TensorBoard scalars
     resume: bool = True  # load out_dir/checkpoint and rebuild the buffer from out_dir/online.zarr if present
     tensorboard: bool = True
-    progress: bool = True  # tqdm bar over env steps
+    progress: str = "auto"  # bar over env steps: auto | bar | lines | off (robotlearn/progress.py)
     device: str = ""  # "" = cuda if available else cpu
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.progress = progress_mode(self.progress)
 
 
 class Learner:
@@ -381,11 +385,8 @@ def run_learner(transport: LearnerTransport, rl: ResidualConfig, cfg: LearnerCon
         from torch.utils.tensorboard import SummaryWriter
 
         tb = SummaryWriter(str(L.out / "tb"))
-    bar = None
-    if cfg.progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.max_env_steps or None, initial=L.learner.env_steps, unit="step", desc="finetune")
+    bar = progress_bar(total=cfg.max_env_steps or None, initial=L.learner.env_steps, unit="step", desc="finetune",
+                       mode=cfg.progress)
     L.publish()  # actors get the current (resumed or zero-init) weights + normaliser immediately
     t0, updates0, steps0 = time.time(), L.learner.num_updates, L.learner.env_steps
     t_learn, updates_learn, steps_learn = None, updates0, steps0  # steady state: from the first update on
@@ -393,7 +394,7 @@ def run_learner(transport: LearnerTransport, rl: ResidualConfig, cfg: LearnerCon
     try:
         while not _should_stop(stop):
             got = L.ingest(transport.recv_episodes(timeout=0.0 if L.updates_owed() else 0.05))
-            if bar is not None and got:
+            if got:
                 bar.update(got)
             if L.train(max_updates=8) and t_learn is None:  # small slices so new episodes are logged promptly
                 t_learn, updates_learn, steps_learn = time.time(), L.learner.num_updates, L.learner.env_steps
@@ -406,8 +407,7 @@ def run_learner(transport: LearnerTransport, rl: ResidualConfig, cfg: LearnerCon
                 if tb is not None:
                     for k, v in scalars.items():
                         tb.add_scalar(k, v, L.learner.env_steps)
-                if bar is not None:
-                    bar.set_postfix(success=f"{scalars['train/success_rate']:.2f}", v=L.learner.version,
+                bar.set_postfix(success=f"{scalars['train/success_rate']:.2f}", v=L.learner.version,
                                     iv=f"{scalars['train/intervention_rate']:.2f}",
                                     ups=f"{scalars['rate/learner_updates_per_s']:.0f}")
                 if on_metrics is not None:
@@ -419,8 +419,7 @@ def run_learner(transport: LearnerTransport, rl: ResidualConfig, cfg: LearnerCon
     finally:
         L.checkpoint()
         L.close()
-        if bar is not None:
-            bar.close()
+        bar.close()
         if tb is not None:
             tb.close()
     elapsed = time.time() - (t_learn or t0)  # rates exclude start-up and waiting for the first data

@@ -13,6 +13,7 @@ import numpy as np
 
 from robotlearn.envs import STATE_KEY, ActionSpec, EnvInfo, RobotEnv, make_observation_space
 from sim.adapters.common import flatten_obs, normalised_box, seed_from
+from sim.rendering import close_at_exit
 
 
 class GymHilEnv(RobotEnv):
@@ -26,6 +27,8 @@ class GymHilEnv(RobotEnv):
 
         self._env = gym.make(f"gym_hil/{env_id}", image_obs=False,
                              random_block_position=random_block_position).unwrapped  # our horizon, not its TimeLimit
+        if getattr(self._env, "_viewer", None) is not None:  # gym-hil 0.1.14 makes a renderer even without images
+            close_at_exit(self._env._viewer)
         self.max_delta = float(max_delta)
         self._keys = ["agent_pos", "environment_state"]
         state_dim = int(flatten_obs(self._env.observation_space.sample(), self._keys).shape[0])

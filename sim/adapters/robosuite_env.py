@@ -7,6 +7,8 @@ in place (its placement sampler holds a reference to it).
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from robotlearn.envs import STATE_KEY, ActionSpec, EnvInfo, RobotEnv, make_observation_space
@@ -15,12 +17,28 @@ from sim.adapters.common import normalised_box, seed_from
 OBS_KEYS = ("robot0_proprio-state", "object-state")
 
 
+class _ImportNoise(logging.Filter):
+    """robosuite 1.5.2 logs five warnings when imported, about extras this adapter does not use (a private
+    macros file, robosuite_models, the GR1 robot's mink IK), and one line per env naming its controller
+    file. Those records are dropped; every other robosuite record passes."""
+
+    NOISE = ("private macro file", "setup_macros.py", "robosuite_models", "mink-based whole-body IK",
+             "Loading controller configuration")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(n in record.getMessage() for n in self.NOISE)
+
+
+_QUIET = _ImportNoise()
+
+
 class RobosuiteEnv(RobotEnv):
     reward_type = "sparse"
 
     def __init__(self, task: str = "Lift", robot: str = "Panda", horizon: int = 200,
                  control_hz: float = 20.0) -> None:
         super().__init__()
+        logging.getLogger("robosuite_logs").addFilter(_QUIET)  # before the import: it logs while importing
         import robosuite
 
         self._env = robosuite.make(
