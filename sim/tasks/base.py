@@ -52,6 +52,8 @@ class PandaTaskEnv(RobotEnv):
     reward_type = "sparse"  # 1.0 on success (which terminates), else 0.0
     default_horizon = 50
     task_feature_names: tuple[str, ...] = ()  # a name per `_task_features` value
+    # reset posture and the EE controller's null-space pull (a ROS 2 robot serving the task sets ee_home_q to it)
+    home_q: np.ndarray = HOME_Q
 
     def __init__(
         self,
@@ -220,7 +222,7 @@ class PandaTaskEnv(RobotEnv):
     # --- EE controller ----------------------------------------------------
     def ik_joint_targets(self, tcp_target: np.ndarray, damping: float = 0.05, null_gain: float = 0.3):
         """One damped-least-squares step: joint targets moving the TCP to `tcp_target`, pointing down."""
-        return ik_step(self.model, self.data, self._tcp, self._qadr, self._dadr, tcp_target, DOWN_QUAT, HOME_Q,
+        return ik_step(self.model, self.data, self._tcp, self._qadr, self._dadr, tcp_target, DOWN_QUAT, self.home_q,
                        damping, null_gain)
 
     def apply_action(self, action: np.ndarray) -> None:
@@ -233,7 +235,7 @@ class PandaTaskEnv(RobotEnv):
         rng = self.np_random
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
-        q0 = HOME_Q + rng.uniform(-1, 1, 7) * self.init_joint_noise
+        q0 = self.home_q + rng.uniform(-1, 1, 7) * self.init_joint_noise
         d.qpos[self._qadr] = q0
         d.qpos[self._finger_qadr] = MAX_WIDTH / 2
         self._randomise(rng)

@@ -17,6 +17,7 @@ class ScriptedExpert:
 
     action_dim = 4
     action_chunk_size = 1
+    jitter = 0.5  # motion jitter: standard deviation of the normalised xyz action at noise 1
 
     def __init__(self, env, noise: float = 0.0, seed: int = 0) -> None:
         if not 0.0 <= noise:
@@ -37,7 +38,7 @@ class ScriptedExpert:
             self._episode_start()
         a = np.asarray(self._clean_action(), dtype=np.float64)
         if self.noise > 0:
-            a[:3] += self.rng.normal(0.0, 0.5 * self.noise, 3)
+            a[:3] += self.rng.normal(0.0, self.jitter * self.noise, 3)
             if self._slip == 0 and self.rng.random() < 0.02 * self.noise:
                 self._slip = int(self.rng.integers(2, 5))
             if self._slip > 0:
