@@ -13,7 +13,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pipeline": ("robotlearn.cli.pipeline", "collect demos -> train BC base -> residual fine-tune -> eval (the README demo)"),
     "expert": ("robotlearn.cli.expert", "run scripted experts on sim tasks and print success rate per noise level"),
     "collect": ("robotlearn.cli.collect", "record episodes (scripted expert or policy) into a zarr dataset"),
-    "dataset": ("robotlearn.cli.dataset", "dataset info | validate | view | import-bag | import-robomimic | import-lerobot | export-lerobot"),
+    "dataset": ("robotlearn.cli.dataset", "dataset info | validate | view | import-bag | import-robomimic | import-lerobot |"
+                " export-lerobot"),
     "train-bc": ("robotlearn.cli.train_bc", "train a BC or diffusion base policy from a zarr dataset"),
     "train-reward": ("robotlearn.cli.train_reward", "train a success classifier on camera frames (a learned reward)"),
     "eval": ("robotlearn.cli.eval", "evaluate a policy (and base vs base+residual) on an env"),
