@@ -31,10 +31,21 @@ class MujocoFK:
 
     @classmethod
     def from_mjcf(cls, path: str | Path, joint_names: Sequence[str], site: str) -> "MujocoFK":
+        from hw_drivers.config import ParamError
+
+        if not str(path).strip() or not site:
+            raise ParamError("forward kinematics needs robot.limits.workspace.mjcf (a model file) and .site "
+                             f"(the end-effector site), got mjcf={str(path)!r} site={site!r}")
         path = Path(path)
         if not path.is_absolute() and not path.exists():
             path = Path(__file__).resolve().parents[1] / path  # relative to the repo root
-        return cls(mujoco.MjModel.from_xml_path(str(path)), joint_names, site)
+        if not path.is_file():
+            raise ParamError(f"robot.limits.workspace.mjcf: no model file {path}")
+        try:
+            model = mujoco.MjModel.from_xml_path(str(path))
+        except ValueError as e:
+            raise ParamError(f"robot.limits.workspace.mjcf {path} does not load: {str(e).splitlines()[0]}") from None
+        return cls(model, joint_names, site)
 
     def __call__(self, q: np.ndarray) -> np.ndarray:
         self.data.qpos[self.qadr] = q

@@ -25,7 +25,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from hw_drivers.command_gate import CommandGate
-from hw_drivers.config import NodeParams
+from hw_drivers.config import NodeParams, ParamError
 from hw_drivers.conversions import (
     MessageFormatError,
     joint_state_to_arrays,
@@ -129,7 +129,10 @@ class SafetyBridge:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args, p = parse_robot_params(__doc__.split("\n\n")[0], argv)
-    bridge = SafetyBridge(p)
+    try:
+        bridge = SafetyBridge(p)
+    except ParamError as e:  # a workspace box without kinematics, a missing model: one line, no traceback
+        raise SystemExit(f"error: {args.params}: {e}") from None
     bridge.log.info(f"safety bridge {p.robot.command.topic} -> {p.bridge.output_topic} at {p.bridge.rate_hz:g} Hz")
     bridge.spin()
     return 0

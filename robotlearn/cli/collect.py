@@ -17,6 +17,7 @@ import numpy as np
 
 from robotlearn.cli.config import ConfigError, fail, load
 from robotlearn.data import EpisodeDataset, EpisodeWriter
+from robotlearn.data.layout import DatasetError
 from robotlearn.envs import make_env
 from robotlearn.envs.interface import INFO_INTERVENTION, INFO_INTERVENTION_ACTION, INFO_SUCCESS, RobotEnv
 from robotlearn.policies.base import BasePolicy, ChunkStepper, ZeroPolicy
@@ -151,7 +152,7 @@ def main(argv: list[str]) -> int:
     try:
         cfg = load("collect", argv, CollectConfig)
         r = collect(cfg)
-    except (ConfigError, FileNotFoundError, CheckpointError) as e:  # what a user can get wrong; bugs keep tracebacks
+    except (ConfigError, DatasetError, FileNotFoundError, CheckpointError) as e:  # user errors; bugs keep tracebacks
         fail(str(e))
     if r["attempts"] == 0:
         print(f"{r['out']} already holds {r['episodes']} episodes (>= episodes={cfg.episodes}); nothing to do")

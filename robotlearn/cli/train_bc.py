@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from robotlearn.cli.config import ConfigError, fail, load
+from robotlearn.config import check_ranges
 from robotlearn.data import DatasetError, EpisodeDataset, SequenceDataset
 from robotlearn.envs import make_env
 from robotlearn.data.keys import array_roles, default_obs_keys, unsupported_obs_keys, unused_camera_warnings
@@ -60,6 +61,10 @@ class TrainBCConfig:
 
     def __post_init__(self) -> None:
         self.progress = progress_mode(self.progress)
+        check_ranges(self, "", steps="[1, inf)", batch_size="[1, inf)", log_every="[1, inf)", eval_every="[0, inf)",
+                     eval_episodes="[0, inf)", final_eval_episodes="[0, inf)")
+        if self.max_episodes is not None:
+            check_ranges(self, "", max_episodes="[1, inf)")
 
 
 def dataset_obs_shapes(ds: EpisodeDataset, keys: list[str] | None) -> dict[str, tuple[int, ...]]:

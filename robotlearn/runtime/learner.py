@@ -24,6 +24,7 @@ import yaml
 from robotlearn.atomic_dir import atomic_dir, recover_dir
 from robotlearn.envs.interface import STATE_KEY, EnvInfo
 from robotlearn.policies.base import BasePolicy
+from robotlearn.config import check_ranges
 from robotlearn.progress import progress_bar, progress_mode
 from robotlearn.rl.bases import relabel_base_actions
 from robotlearn.rl.features import FEATURES_KEY, FrozenImageEncoder, rl_state
@@ -60,6 +61,8 @@ class LearnerConfig:
 
     def __post_init__(self) -> None:
         self.progress = progress_mode(self.progress)
+        check_ranges(self, "learner", publish_every="[1, inf)", checkpoint_every="[1, inf)",
+                     max_env_steps="[0, inf)", max_updates="[0, inf)", min_online_steps="[1, inf)", log_every="[1, inf)")
 
 
 class Learner:
@@ -162,6 +165,10 @@ class Learner:
 
         if ds.n_episodes == 0:
             raise ValueError(f"demo dataset {ds.path} has no committed episodes")
+        missing = [k for k in ("state", "action", "reward") if k not in ds.keys]
+        if missing:
+            raise ValueError(f"demo dataset {ds.path} lacks data/{', data/'.join(missing)} (it has {ds.keys}); "
+                             f"demos need state, action and reward per step")
         if base is None:
             log.warning("no replayable base for the demos: their base_action is the recorded demo action")
         buf = TransitionBuffer(keys, n_step=self.rl.n_step, gamma=self.rl.gamma, capacity=max(ds.n_steps, 1))
