@@ -298,6 +298,10 @@ def read_param_file(path: str | Path, _seen: tuple = ()) -> tuple[Path, dict[str
     key by key, anything else (lists included) is replaced.
     """
     path = Path(path)
+    if not path.exists() and not path.is_absolute():  # `configs/ros2/x.yaml` or `ros2/x.yaml` from any folder
+        from robotlearn.envs import find_config
+
+        path = find_config(path) or path
     if not path.exists():
         raise ParamError(f"parameter file {path} does not exist")
     if path.resolve() in _seen:
@@ -355,12 +359,13 @@ def apply_dds(d: DdsConfig) -> None:
 
 
 def ros2_config_path(name: str) -> str:
-    """configs/ros2/<name>: from the ROS 2 package share folder when installed, else the repository's configs/."""
+    """ros2/<name>: from the ROS 2 package share folder when installed, else from the config directories
+    (the user's, then the ones robotlearn ships)."""
     try:
         from ament_index_python.packages import get_package_share_directory
 
         return str(Path(get_package_share_directory("robotlearn")) / "config" / "ros2" / name)
-    except Exception:  # ament_index missing or package not installed: running from the source tree
-        from robotlearn.envs import config_root
+    except Exception:  # ament_index missing or package not installed as a ROS 2 package
+        from robotlearn.envs import config_root, find_config
 
-        return str(config_root() / "ros2" / name)
+        return str(find_config(f"ros2/{name}") or config_root() / "ros2" / name)

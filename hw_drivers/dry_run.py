@@ -21,26 +21,28 @@ import yaml
 
 from hw_drivers.config import to_dict
 from hw_drivers.processes import Watcher, start, stop, wait_until
-from hw_drivers.ros2_env import Ros2RobotEnv
+from hw_drivers.ros2_env import Ros2RobotEnv, resolve_params
 from hw_drivers.ros_runtime import strip_ros_args
 from robotlearn.config import ConfigError
+from robotlearn.envs import find_config
 from robotlearn.runtime.spec import load_spec
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--params", default="configs/ros2/finetune_panda_sim.yaml", help="finetune YAML")
+    ap.add_argument("--params", default="ros2/finetune_panda_sim.yaml",
+                    help="finetune YAML (a path, or one in the config directories)")
     ap.add_argument("--steps", type=int, default=2000, help="robot steps to fine-tune for")
     ap.add_argument("--out", default="", help="run folder (default runs/ros2_dry_run/<time>)")
     ap.add_argument("--domain-id", type=int, default=-1, help="ROS_DOMAIN_ID (default: a random free-ish one)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a finetune key")
+    ap.add_argument("--check", action="store_true",
+                    help="load the run spec and the robot description, print where they came from, start nothing")
     args = ap.parse_args(strip_ros_args(argv))
 
     from robotlearn.progress import progress_bar
 
     domain = args.domain_id if args.domain_id >= 0 else random.randint(1, 100)
-    out = Path(args.out or f"runs/ros2_dry_run/{time.strftime('%Y%m%d-%H%M%S')}").resolve()
-    out.mkdir(parents=True, exist_ok=True)
     try:
         spec = load_spec(args.params, args.set)
     except ConfigError as e:
@@ -48,6 +50,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     env = {k: v for k, v in spec.env.items() if k != "_target_"}
     robot = Ros2RobotEnv.robot_params(**{**env, "overrides": {**env.get("overrides", {}), "dds.domain_id": domain,
                                                               "dds.localhost_only": True}})
+    if args.check:
+        where = Path(args.params).resolve() if Path(args.params).is_file() else find_config(args.params)
+        print(json.dumps({"params": str(where), "robot": robot.robot.name,
+                          "robot_params": str(resolve_params(env.get("params", ""))), "task": robot.sim.task,
+                          "control_hz": robot.robot.control_hz, "steps": args.steps}), flush=True)
+        return 0
+    out = Path(args.out or f"runs/ros2_dry_run/{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
     robot_path = out / "robot_params.yaml"  # the effective robot description, kept with the run
     robot_path.write_text(yaml.safe_dump(to_dict(robot), sort_keys=False))
     sets = [a for s in [*args.set, f"env.params={robot_path}", "env.overrides={}"] for a in ("--set", s)]

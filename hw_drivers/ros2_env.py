@@ -67,13 +67,14 @@ from robotlearn.envs.interface import (
 
 
 def resolve_params(path: str) -> Path:
-    """`ros2/panda_sim.yaml` -> configs/ros2/panda_sim.yaml; absolute or existing paths as given."""
-    from robotlearn.envs import config_root
+    """`ros2/panda_sim.yaml` -> that file in the first config directory holding it (robotlearn.envs.find_config);
+    absolute or existing paths as given."""
+    from robotlearn.envs import config_root, find_config
 
     p = Path(path)
     if p.is_absolute() or p.exists():
         return p
-    return config_root() / p
+    return find_config(p) or config_root() / p  # not found: the error names the shipped path
 
 
 def describe_params(p: NodeParams, stem: str, params: str, overrides: Optional[dict] = None,

@@ -7,6 +7,7 @@ a YAML file holds only what a profile changes. Unknown keys and wrong types are 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,27 +48,50 @@ def register_schema(name: str, node: type, group: str | None = None) -> None:
 
 
 def compose(config_name: str, overrides: list[str]) -> Any:
-    """`configs/<config_name>.yaml` composed by hydra (groups: env/, rl/, runtime/, ...) with CLI overrides."""
+    """`<config_name>.yaml` composed by hydra (groups: env/, rl/, runtime/, ...) with CLI overrides, from the
+    config directories in order (the user's first, then the shipped ones: robotlearn.envs.config_dirs)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.core.plugins import Plugins
     from hydra.errors import HydraException
 
-    try:
-        from robotlearn.envs.registry import config_root  # here: the registry itself uses ConfigError
+    from robotlearn.envs.registry import config_root, user_config_dir  # here: the registry itself uses ConfigError
 
+    user_config_dir()  # a bad ROBOTLEARN_CONFIG_DIR fails here, in one line
+    Plugins.instance().register(_user_config_search_path_plugin())  # once: the same class each call
+    try:
         with initialize_config_dir(config_dir=str(config_root()), version_base="1.3"):
             return hydra_compose(config_name=config_name, overrides=list(overrides))
     except HydraException as e:
         raise ConfigError(f"configs/{config_name}.yaml with overrides {overrides}: {e}") from e
 
 
+@functools.lru_cache(maxsize=1)
+def _user_config_search_path_plugin():
+    from hydra.core.config_search_path import ConfigSearchPath, SearchPathQuery
+    from hydra.plugins.search_path_plugin import SearchPathPlugin
+
+    class UserConfigDir(SearchPathPlugin):
+        """Puts the user's config directory before the shipped configs in hydra's search path (first match wins)."""
+
+        def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+            from robotlearn.envs.registry import user_config_dir
+
+            user = user_config_dir()
+            if user is not None:
+                search_path.prepend("robotlearn-user", f"file://{user}", anchor=SearchPathQuery(provider="main"))
+
+    return UserConfigDir
+
+
 def read_yaml(path: str | Path) -> Any:
-    """One YAML config file (no hydra groups); a relative path not found here is looked up under configs/."""
-    from robotlearn.envs.registry import config_root
+    """One YAML config file (no hydra groups); a relative path not found here is looked up in the config
+    directories (`ros2/finetune_panda_sim.yaml`, or `configs/ros2/...` from any working directory)."""
+    from robotlearn.envs.registry import find_config
 
     p = Path(path)
-    if not p.is_file() and not p.is_absolute() and (config_root() / p).is_file():
-        p = config_root() / p  # `ros2/finetune_panda_sim.yaml` means the one under configs/
+    if not p.is_file() and not p.is_absolute():
+        p = find_config(p) or p
     if not p.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:

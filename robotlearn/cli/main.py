@@ -7,7 +7,11 @@ is adding a module and a line here.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+from robotlearn.config import ConfigError
+from robotlearn.envs.registry import USER_CONFIG_ENV, user_config_dir
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "pipeline": ("robotlearn.cli.pipeline", "collect demos -> train BC base -> residual fine-tune -> eval (the README demo)"),
@@ -24,14 +28,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def usage() -> str:
-    lines = ["usage: robotlearn <command> [key=value ...]", "", "commands:"]
+    lines = ["usage: robotlearn [--config-dir DIR] <command> [key=value ...]", "", "commands:"]
     lines += [f"  {name:<10} {doc}" for name, (_, doc) in COMMANDS.items()]
-    lines += ["", "Overrides use hydra syntax, e.g. `robotlearn collect env=sim/lift episodes=20`."]
+    lines += ["", "Overrides use hydra syntax, e.g. `robotlearn collect env=sim/lift episodes=20`.",
+              "--config-dir DIR (or ROBOTLEARN_CONFIG_DIR): your own env/, ros2/, command YAMLs, searched before "
+              "robotlearn's."]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--config-dir"] or argv[:1] and argv[0].startswith("--config-dir="):
+        value = argv[0].partition("=")[2] if "=" in argv[0] else (argv[1] if len(argv) > 1 else "")
+        argv = argv[1:] if "=" in argv[0] else argv[2:]
+        if not value:
+            print("robotlearn: error: --config-dir needs a directory", file=sys.stderr)
+            return 2
+        os.environ[USER_CONFIG_ENV] = value  # the environment: subprocesses and hydra see it too
+    try:
+        user_config_dir()
+    except ConfigError as e:
+        print(f"robotlearn: error: {e}", file=sys.stderr)
+        return 2
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0

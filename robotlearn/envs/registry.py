@@ -1,12 +1,18 @@
 """Envs by name: `make_env("sim/lift")`, `make_env("dmc/cartpole-swingup")`, `make_env("ros2/panda")`.
 
-A name is a YAML file under `configs/env/<name>.yaml` holding a hydra `_target_`
+A name is a YAML file `env/<name>.yaml` in a config directory holding a hydra `_target_`
 (an env class from robotlearn, sim, hw_drivers or an allowed plugin package) and its
 keyword arguments; the same files are the hydra
 `env=` group of every CLI command. Code can also `register_env(name, factory)`.
+
+Config directories (`config_dirs`), first match wins: the user's own (ROBOTLEARN_CONFIG_DIR, or
+`robotlearn --config-dir DIR`), then the configs robotlearn ships (`config_root`: package data of
+an installed robotlearn, found through importlib.resources; `configs/` in a checkout). Both have
+the same layout: env/<group>/<name>.yaml, ros2/<robot>.yaml, <command>.yaml, policy/, rl/, runtime/.
 """
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 from functools import lru_cache
@@ -21,10 +27,42 @@ from robotlearn.envs.interface import EnvDescription, RobotEnv
 _FACTORIES: dict[str, Callable[..., RobotEnv]] = {}
 
 
+USER_CONFIG_ENV = "ROBOTLEARN_CONFIG_DIR"
+
+
 def config_root() -> Path:
-    """The `configs/` folder (override with ROBOTLEARN_CONFIG_DIR)."""
-    env = os.environ.get("ROBOTLEARN_CONFIG_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+    """The configs robotlearn ships: `robotlearn/configs/` of an installed package (setup.py copies them
+    there), else, in a checkout (an editable install), the repository's `configs/`."""
+    shipped = Path(str(importlib.resources.files("robotlearn") / "configs"))
+    return shipped if shipped.is_dir() else Path(__file__).resolve().parents[2] / "configs"
+
+
+def user_config_dir() -> Path | None:
+    """The user's config directory (ROBOTLEARN_CONFIG_DIR), searched before the shipped configs; None if unset."""
+    value = os.environ.get(USER_CONFIG_ENV)
+    if not value:
+        return None
+    path = Path(value).expanduser().resolve()
+    if not path.is_dir():
+        raise ConfigError(f"{USER_CONFIG_ENV}={value!r} is not a directory")
+    return path
+
+
+def config_dirs() -> list[Path]:
+    """Where configs are looked up, in order: the user's directory (if set), then the shipped configs."""
+    user = user_config_dir()
+    return ([user] if user else []) + [config_root()]
+
+
+def find_config(path: str | Path) -> Path | None:
+    """The first config directory's `path` that exists (e.g. "ros2/panda_sim.yaml"; a leading "configs/",
+    as a checkout spells it, is dropped), or None. An absolute path is itself or None."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return p if p.exists() else None
+    if p.parts[:1] == ("configs",) and len(p.parts) > 1:
+        p = Path(*p.parts[1:])
+    return next((d / p for d in config_dirs() if (d / p).exists()), None)
 
 
 def register_env(name: str, factory: Callable[..., RobotEnv]) -> None:
@@ -35,8 +73,7 @@ def register_env(name: str, factory: Callable[..., RobotEnv]) -> None:
 
 
 def list_envs() -> list[str]:
-    root = config_root() / "env"
-    names = {str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml")}
+    names = {str(p.relative_to(d / "env").with_suffix("")) for d in config_dirs() for p in (d / "env").rglob("*.yaml")}
     return sorted(names | set(_FACTORIES))
 
 
@@ -47,9 +84,10 @@ class UnknownEnvError(ConfigError, KeyError):
 
 
 def env_config(name: str) -> dict[str, Any]:
-    path = config_root() / "env" / f"{name}.yaml"
-    if not isinstance(name, str) or not path.exists():
-        raise UnknownEnvError(f"unknown env {name!r}: no {path}; known envs: {', '.join(list_envs())}")
+    path = find_config(f"env/{name}.yaml") if isinstance(name, str) else None
+    if path is None:
+        where = " or ".join(str(d / "env") for d in config_dirs())
+        raise UnknownEnvError(f"unknown env {name!r}: no {name}.yaml under {where}; known envs: {', '.join(list_envs())}")
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True)  # type: ignore[return-value]
 
 
