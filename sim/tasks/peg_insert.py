@@ -13,6 +13,7 @@ Success: the peg tip is at least `insert_depth` below the block's top face and i
 """
 from __future__ import annotations
 
+import mujoco
 import numpy as np
 
 from sim.scene import PREFIX, TABLE_Z, WORLD_COLLISION
@@ -64,7 +65,7 @@ class PegInsertEnv(PandaTaskEnv):
 
     def _build(self, arena) -> None:
         hand = arena.root.find("body", f"{PREFIX}hand")
-        tcp_z = 0.1034  # the tcp site in the hand frame (assets/panda.xml)
+        tcp_z = float(arena.root.find("site", f"{PREFIX}tcp").pos[2])  # in the hand frame
         peg = hand.add("body", name="peg", pos=[0, 0, tcp_z + (PEG_TIP - PEG_TOP) / 2])
         # a robot geom (contype 2, conaffinity 0): touches the world, never the arm; massless like the hand's geoms
         peg.add("geom", name="peg", type="cylinder", size=[PEG_RADIUS, (PEG_TIP + PEG_TOP) / 2],
@@ -99,8 +100,10 @@ class PegInsertEnv(PandaTaskEnv):
             t = 0.002  # half-thickness behind the chamfer face
             mid = np.array([r + c / 2, h - c / 2]) + t * np.array([1.0, -1.0]) / np.sqrt(2)
             tilt = np.array([np.cos(-np.pi / 8), 0.0, np.sin(-np.pi / 8), 0.0])  # -45 deg about the local y
+            chamfer_quat = np.empty(4)
+            mujoco.mju_mulQuat(chamfer_quat, quat, tilt)
             body.add("geom", name=f"hole_chamfer{i}", type="box", size=[c / np.sqrt(2), half_to, t],
-                     quat=_quat_mul(quat, tilt), pos=[*(radial * mid[0]), mid[1]], **collide)
+                     quat=chamfer_quat, pos=[*(radial * mid[0]), mid[1]], **collide)
 
     def _randomise(self, rng) -> None:
         self.data.mocap_pos[self._hole] = [*rng.uniform(HOLE_BOX[:, 0], HOLE_BOX[:, 1]), TABLE_Z]
@@ -130,13 +133,6 @@ class PegInsertEnv(PandaTaskEnv):
 
     def make_expert(self, noise: float = 0.0, seed: int = 0) -> "PegInsertExpert":
         return PegInsertExpert(self, noise, seed)
-
-
-def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
 
 
 class PegInsertExpert(ScriptedExpert):
