@@ -93,6 +93,8 @@ class Ros2ActorTransport(ActorTransport):
         self._latest: Optional[bytes] = None  # the payload the gate last accepted
         self._fresh = False  # _latest not yet returned by poll_weights
         node.create_subscription(UInt8MultiArray, f"{ns}/weights", self._on_weights, LATCHED_QOS)
+        self._learner_seen = time.monotonic()  # from start: a learner that never appears also counts as silent
+        node.create_subscription(String, f"{ns}/learner_heartbeat", self._on_learner_beat, RELIABLE_QOS)
         self._queue: collections.deque[bytes] = collections.deque()
         self._cv = threading.Condition()
         self._seq = 0
@@ -115,7 +117,13 @@ class Ros2ActorTransport(ActorTransport):
             if self.gate.offer(key):
                 self._latest, self._fresh = payload, True
 
+    def _on_learner_beat(self, msg: String) -> None:
+        self._learner_seen = time.monotonic()
+
     # --- ActorTransport ----------------------------------------------------
+    def learner_silence(self) -> float:
+        return time.monotonic() - self._learner_seen
+
     def send_episode(self, payload: bytes) -> None:
         with self._cv:
             if len(self._queue) >= self.cfg.send_queue:

@@ -185,3 +185,55 @@ def test_auth_key_file_errors_are_one_line(tmp_path):
     (tmp_path / "short.key").write_bytes(b"abc")
     with pytest.raises(ConfigError, match="too short"):
         Signer.from_file(str(tmp_path / "short.key"))
+
+
+@pytest.mark.parametrize("mode", ["hold", "continue"])
+def test_ros2_actor_reports_a_silent_learner_and_holds_or_continues(mode, caplog):
+    """The learner's 1 Hz heartbeat stops: the actor says so once, then holds (no env steps) or keeps acting
+    on its last weights; when the learner is back, a held actor steps again."""
+    import threading
+    import time
+
+    from robotlearn.envs import make_env
+    from robotlearn.policies.base import ZeroPolicy
+    from robotlearn.rl.residual import ResidualConfig
+    from robotlearn.runtime.actor import ActorConfig, run_actor
+
+    dds = DdsConfig(domain_id=DOMAIN)
+    learner = Ros2LearnerTransport(Ros2TransportConfig(dds=dds), heartbeat_hz=5.0)
+    actor_t = Ros2ActorTransport(Ros2TransportConfig(dds=dds), actor_id="silent")
+    env = make_env("sim/reach")
+    steps = [0]
+    inner = env.step
+
+    def counting(action):
+        steps[0] += 1
+        return inner(action)
+
+    env.step = counting
+    stop = threading.Event()
+    cfg = ActorConfig(actor_id="silent", pace_hz=100, learner_timeout_s=1.0, on_learner_lost=mode)
+    th = threading.Thread(target=run_actor, args=(actor_t, env, ZeroPolicy(4), ResidualConfig(num_critics=2,
+                          hidden_dim=16, warmup_env_steps=0), cfg, stop), daemon=True)
+    try:
+        wait_until(lambda: actor_t.learner_silence() < 0.5, 20, "the learner's heartbeat")
+        th.start()
+        wait_until(lambda: steps[0] > 50, 20, "the actor to step")
+        learner.close()  # the learner is gone
+        wait_until(lambda: "no learner heartbeat" in caplog.text, 20, "the actor to report the silent learner")
+        before = steps[0]
+        time.sleep(1.0)
+        if mode == "hold":
+            assert steps[0] - before <= 1  # held: the env is not stepped
+            learner = Ros2LearnerTransport(Ros2TransportConfig(dds=dds), heartbeat_hz=5.0)
+            wait_until(lambda: steps[0] > before + 20, 20, "the held actor to step again once the learner is back")
+            assert "the learner is back" in caplog.text
+        else:
+            assert steps[0] - before > 20  # kept acting on its last weights
+        assert caplog.text.count("no learner heartbeat") == 1  # said once, not every step
+    finally:
+        stop.set()
+        th.join(10)
+        actor_t.close()
+        learner.close()
+        env.close()

@@ -7,6 +7,7 @@ are handed to the transport as encoded `Episode` messages.
 """
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from robotlearn.rl.residual import ResidualConfig, ResidualPolicy
 from robotlearn.runtime.messages import Episode, decode_weights
 from robotlearn.runtime.transport import ActorTransport
 
+log = logging.getLogger(__name__)
+
 StopFlag = Callable[[], bool] | Any  # a callable, or anything with is_set() (threading/multiprocessing Event)
 
 
@@ -44,9 +47,17 @@ class ActorConfig:
     heartbeat_s: float = 1.0  # seconds between heartbeats
     n_action_steps: int = 0  # base chunk steps executed before re-querying the base (0 = whole chunk)
     retry_on_env_error: bool = False  # after an EnvError (stale topic, refused reset): wait 1 s, new episode
+    # A learner not heard from for this long (over ROS 2: its 1 Hz heartbeat) is reported, once; then
+    # `on_learner_lost`: "continue" acts on the last weights, "hold" stops stepping the env (a robot's
+    # watchdog holds it) until the learner is back. Transports that cannot tell (local, Ray) never trigger it.
+    learner_timeout_s: float = 10.0
+    on_learner_lost: str = "continue"
 
     def __post_init__(self) -> None:
         check_ranges(self, "actor", max_env_steps="[0, inf)", episode_offset="[0, inf)", heartbeat_s="(0, inf)", n_action_steps="[0, inf)")
+        check_ranges(self, "actor", learner_timeout_s="(0, inf)")
+        if self.on_learner_lost not in ("continue", "hold"):
+            raise ConfigError(f"actor.on_learner_lost must be 'continue' or 'hold', got {self.on_learner_lost!r}")
         if self.pace_hz < 0 and self.pace_hz != -1:
             raise ConfigError(f"actor.pace_hz must be >= 0 or -1 (the env's control_hz), got {self.pace_hz}")
 
@@ -154,10 +165,23 @@ def run_actor(transport: ActorTransport, env: RobotEnv, base: BasePolicy, rl: Re
     hz = 0.0 if env.paces_itself else env.control_hz if cfg.pace_hz < 0 else cfg.pace_hz
     period = 1.0 / hz if hz > 0 else 0.0
     last_beat, next_tick = time.time(), time.perf_counter()
+    lost = False
     while not _should_stop(stop):
         weights = transport.poll_weights()  # non-blocking; latest wins
         if weights is not None:
             actor.load_weights(weights)
+        silence = transport.learner_silence()
+        if silence is not None and (silence > cfg.learner_timeout_s) != lost:
+            lost = not lost
+            if lost:
+                log.error("%s: no learner heartbeat for %.0f s; %s on weights v%d", cfg.actor_id, silence,
+                          "holding (not stepping)" if cfg.on_learner_lost == "hold" else "acting", actor.policy.version)
+            else:
+                log.warning("%s: the learner is back", cfg.actor_id)
+        if lost and cfg.on_learner_lost == "hold":
+            time.sleep(0.05)
+            next_tick = time.perf_counter()
+            continue
         payload = actor.step()
         if payload is not None:
             transport.send_episode(payload)

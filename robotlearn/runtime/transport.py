@@ -27,6 +27,10 @@ class ActorTransport(ABC):
     def heartbeat(self, actor_id: str, stats: dict) -> None:
         """Tell the learner this actor is alive (stats: steps, episodes, version, rates)."""
 
+    def learner_silence(self) -> float | None:
+        """Seconds since the learner was last heard from (None: this transport cannot tell)."""
+        return None
+
     def redeliver(self) -> None:  # noqa: B027 - optional hook
         """Let the next poll_weights() return the current weights again (a restarted actor loop needs them)."""
 
