@@ -145,3 +145,16 @@ def test_nested_target_in_a_datasets_env_config_is_never_instantiated(tmp_path):
     (p / "zarr.json").write_text(json.dumps(meta))
     with pytest.raises(DatasetError, match="malformed env record"):
         make_env_for(None, EpisodeDataset(p))
+
+
+def test_dataset_validate_flags_a_hostile_env_record(tmp_path):
+    """The finding: `dataset validate` said OK for a dataset whose env config held a nested `_target_`."""
+    p = _dataset(tmp_path / "d.zarr", episodes=1)
+    env = make_env("sim/reach")
+    meta = json.loads((p / "zarr.json").read_text())
+    meta["attributes"]["env"] = {**env_info_to_dict(env.env_info),
+                                 "config": {"horizon": {"_target_": "pathlib.Path.write_text"}}}
+    env.close()
+    (p / "zarr.json").write_text(json.dumps(meta))
+    errors, _ = validate(p)
+    assert len(errors) == 1 and "attrs.env.config.horizon._target_" in errors[0]

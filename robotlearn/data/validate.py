@@ -26,6 +26,7 @@ def validate(path: str | Path) -> tuple[list[str], list[str]]:
         warnings.append(f"{snap.partial_steps} uncommitted steps after episode {len(snap.episode_ends) - 1} "
                         "(an interrupted recording); readers ignore them, a reopened writer drops them")
     attrs = dict(root.attrs)
+    errors += _check_env_record(attrs.get("env"))
     schema = attrs.get("schema")
     if schema is None:
         warnings.append("no schema attribute: not written by robotlearn (read-only, schema inferred from arrays)")
@@ -71,6 +72,31 @@ def validate(path: str | Path) -> tuple[list[str], list[str]]:
                 errors.append(f"data/{key}: non-finite values in episode {i} at step {int(np.argmax(bad))}")
                 break
     return errors, warnings
+
+
+def _special_keys(obj, where: str = "config") -> list[str]:
+    """Paths of keys starting with '_' (hydra's `_target_`, `_args_`, ...) anywhere inside `obj`."""
+    if isinstance(obj, dict):
+        return [f"{where}.{k}" for k in obj if str(k).startswith("_")] + \
+            [p for k, v in obj.items() for p in _special_keys(v, f"{where}.{k}")]
+    if isinstance(obj, list):
+        return [p for i, v in enumerate(obj) for p in _special_keys(v, f"{where}[{i}]")]
+    return []
+
+
+def _check_env_record(env) -> list[str]:
+    """The recorded env must be data make_env will accept: a well-formed record, kwargs without `_target_`."""
+    if not env:
+        return []
+    try:
+        layout.env_info_from_dict(env)
+    except DatasetError as e:
+        return [f"attrs.env: {e}"]
+    special = _special_keys(env.get("config") or {}, "attrs.env.config")
+    if special:
+        return [f"{', '.join(special)}: an env config holds only keyword arguments; robotlearn refuses to build "
+                f"an env from this record (it never instantiates targets read from a dataset)"]
+    return []
 
 
 def disk_bytes(path: str | Path) -> int:
