@@ -3,7 +3,8 @@
 Residual off-policy RL on a frozen base with asynchronous actors and a learner
 (local processes by default, `runtime=ray` to scale out). Every online episode
 lands in `<out>/online.zarr`; the learner checkpoints to `<out>/checkpoint`, so
-re-running the same command resumes. At the end the frozen base and base +
+re-running the same command resumes. `demo_keys='{agent_pos: state}'` reads demos whose arrays
+have other names (robotlearn/data/keys.py). At the end the frozen base and base +
 residual are evaluated side by side and the learning curve is saved as a PNG.
 The run itself is a `RunSpec` (robotlearn/runtime/spec.py), assembled in
 robotlearn/runtime/assembly.py like every other runtime's.

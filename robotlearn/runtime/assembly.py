@@ -133,12 +133,13 @@ class LearnerParts:
     cfg: LearnerConfig
     demos: str | None
     features: FrozenImageEncoder | None = None
+    demo_keys: dict[str, str] | None = None  # the demos' key map
 
     def run(self, transport: LearnerTransport, stop: StopFlag | None = None,
             on_metrics: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         try:
             return run_learner(transport, self.rl, self.cfg, self.env.env_info, self.env.observation_space,
-                               self.demos, self.base, stop, on_metrics, self.features)
+                               self.demos, self.base, stop, on_metrics, self.features, self.demo_keys)
         finally:
             transport.close()
 
@@ -153,7 +154,7 @@ def build_learner(spec: RunSpec) -> LearnerParts:
     if spec.demos and not base_entry(spec.base).needs_env:
         base = make_base(spec.base, env, seed=spec.seed, **spec.base_kwargs)
     return LearnerParts(env, base, spec.rl, dataclasses.replace(spec.learner, seed=spec.seed), spec.demos,
-                        image_encoder(spec))
+                        image_encoder(spec), spec.demo_keys)
 
 
 def check_base(spec: RunSpec) -> None:

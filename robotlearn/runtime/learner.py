@@ -70,8 +70,9 @@ class Learner:
 
     def __init__(self, transport: LearnerTransport | None, rl: ResidualConfig, cfg: LearnerConfig,
                  env_info: EnvInfo, obs_space, demos: str | None = None, base: BasePolicy | None = None,
-                 features: FrozenImageEncoder | None = None) -> None:
-        """`base` relabels the demos' base actions; None keeps their recorded action (a base that needs
+                 features: FrozenImageEncoder | None = None, demo_keys: dict[str, str] | None = None) -> None:
+        """`demo_keys` reads the demos' arrays under robotlearn names (robotlearn/data/keys.py).
+        `base` relabels the demos' base actions; None keeps their recorded action (a base that needs
         the live env, such as a scripted sim expert, cannot be replayed over stored demos). `features`
         (rl.encoder=base): episodes carry the actor's image features and the networks read [state, features];
         demos get theirs from this encoder over their frames."""
@@ -116,7 +117,7 @@ class Learner:
         keys = ["state", "action", "base_action"]
         self.demo_buffer: TransitionBuffer | None = None
         if demos:
-            self.demo_buffer = self._load_demos(EpisodeDataset(demos), base, keys)
+            self.demo_buffer = self._load_demos(EpisodeDataset(demos, key_map=demo_keys), base, keys)
         self.online_buffer = TransitionBuffer(keys, n_step=rl.n_step, gamma=rl.gamma, capacity=rl.buffer_size)
         self.intervention_buffer = TransitionBuffer(keys, n_step=rl.n_step, gamma=rl.gamma,
                                                     capacity=rl.buffer_size) if cfg.interventions_to_demos else None
@@ -380,13 +381,13 @@ def _to_learner_batch(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def run_learner(transport: LearnerTransport, rl: ResidualConfig, cfg: LearnerConfig, env_info: EnvInfo, obs_space,
                 demos: str | None = None, base: BasePolicy | None = None, stop: StopFlag | None = None,
                 on_metrics: Callable[[dict[str, Any]], None] | None = None,
-                features: FrozenImageEncoder | None = None) -> dict[str, Any]:
+                features: FrozenImageEncoder | None = None, demo_keys: dict[str, str] | None = None) -> dict[str, Any]:
     """Run until stop / max_env_steps / max_updates. Returns summary stats and the per-episode history.
 
     `base` relabels the demos; `features` is the frozen image encoder with rl.encoder=base;
     `on_metrics` gets the logged scalars each `log_every` updates (benchmarks, UIs).
     """
-    L = Learner(transport, rl, cfg, env_info, obs_space, demos, base, features)
+    L = Learner(transport, rl, cfg, env_info, obs_space, demos, base, features, demo_keys)
     tb = None
     if cfg.tensorboard:
         from torch.utils.tensorboard import SummaryWriter

@@ -112,6 +112,9 @@ class RunSpec:
     base: str = "zero"
     base_kwargs: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the base's factory
     demos: Optional[str] = None  # zarr demos, relabelled with the base's actions, for the demo half of each batch
+    # Read the demos' arrays under robotlearn names, {array: key} (robotlearn/data/keys.py), e.g. {agent_pos: state}.
+    # Typed Any: a dict field with a None default would need hydra's `+demo_keys=` on the command line.
+    demo_keys: Optional[Any] = None
     reward: str = "env"  # env: the env's own success detector; classifier:<dir>: a train-reward checkpoint
     seed: int = 0  # actor i resets from seed + 1000 i (+ 100000 per restart); the learner samples from seed
     rl: ResidualConfig = field(default_factory=ResidualConfig)
