@@ -325,9 +325,32 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def load_params(path: str | Path, overrides: Optional[dict[str, Any]] = None) -> NodeParams:
-    """Read a node parameter YAML (+ nested dict overrides) into `NodeParams`."""
-    path, data = read_param_file(path)
+RECORDED = "<recorded robot params>"  # where params given as content (from a dataset or checkpoint) came from
+
+
+def param_content(source: str | Path | dict) -> tuple[str, dict[str, Any]]:
+    """(where, mapping) of robot params given as a file (`extends` resolved) or as their content."""
+    if isinstance(source, dict):
+        if "extends" in source:
+            raise ParamError(f"{RECORDED}: `extends` needs a file; recorded params are complete")
+        return RECORDED, json_copy(source)
+    path, data = read_param_file(source)
+    return str(path), data
+
+
+def json_copy(d: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of plain YAML/JSON data (what a dataset's attributes can hold)."""
+    import json
+
+    return json.loads(json.dumps(d))
+
+
+def load_params(path: str | Path | dict, overrides: Optional[dict[str, Any]] = None) -> NodeParams:
+    """Read a node parameter YAML, or params recorded as content, (+ overrides) into `NodeParams`.
+
+    Overrides are dotted keys (`dds.domain_id: 7`) or nested mappings (`dds: {domain_id: 7}`); both merge
+    into the section, so the section's other keys keep their values."""
+    path, data = param_content(path)
     for key, val in (overrides or {}).items():
         _set_dotted(data, key, val)
     try:
@@ -341,7 +364,7 @@ def _set_dotted(data: dict, key: str, val: Any) -> None:
     *parents, last = key.split(".")
     for k in parents:
         data = data.setdefault(k, {})
-    data[last] = val
+    data[last] = _merge(data[last], val) if isinstance(val, dict) and isinstance(data.get(last), dict) else val
 
 
 def to_dict(p: Any) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 import hw_drivers.bases  # noqa: F401 - registers the joint-space bases of ROS 2 robots (joint_reach)
-from hw_drivers.config import InterventionConfig, NodeParams, load_params
+from hw_drivers.config import RECORDED, InterventionConfig, NodeParams, load_params, param_content
 from hw_drivers.conversions import (
     STAMP_LABEL,
     MessageFormatError,
@@ -77,8 +77,25 @@ def resolve_params(path: str) -> Path:
     return find_config(p) or config_root() / p  # not found: the error names the shipped path
 
 
-def describe_params(p: NodeParams, stem: str, params: str, overrides: Optional[dict] = None,
-                    horizon: Optional[int] = None) -> EnvDescription:
+def robot_source(params: str | dict, overrides: Optional[dict] = None,
+                 env_name: Optional[str] = None) -> tuple[NodeParams, str, dict[str, Any]]:
+    """(params, where they came from, the env config to record). The record holds the params' content,
+    not the path, so a dataset or checkpoint rebuilds the env on a machine without that file."""
+    if params is None:
+        raise EnvError("a ROS 2 robot env needs its params: env=ros2/custom env.params=<robot params YAML> "
+                       "(or env=ros2/<name> with configs/env/ros2/<name>.yaml)")
+    if isinstance(params, dict):
+        where, content = RECORDED, params
+    else:
+        where, content = param_content(resolve_params(params))
+    p = load_params(content, overrides)
+    if isinstance(params, dict) and not env_name:
+        raise EnvError("Ros2RobotEnv: params given as content need env_name=ros2/<robot>")
+    env_name = env_name or f"ros2/{Path(where).stem}"
+    return p, where, {"params": content, "overrides": dict(overrides or {}), "env_name": env_name}
+
+
+def describe_params(p: NodeParams, record: dict[str, Any], horizon: Optional[int] = None) -> EnvDescription:
     """The env's facts and spaces from the params alone, without ROS (the learner needs these)."""
     r, e, lim = p.robot, p.env, p.robot.limits
     n, dt = len(r.joint_names), 1.0 / r.control_hz
@@ -99,8 +116,8 @@ def describe_params(p: NodeParams, stem: str, params: str, overrides: Optional[d
     state_names = proprio_state_names(n, e.include_velocity, e.include_tcp, bool(r.gripper.joint_names)) + \
         tuple(f"task{i}" for i in range(r.task_state_dim))
     obs_space = make_observation_space(len(state_names), {c.name: (c.height, c.width) for c in r.cameras})
-    info = EnvInfo(name=f"ros2/{stem}", control_hz=r.control_hz, horizon=int(horizon or e.horizon), action_spec=spec,
-                   config={"params": str(params), "overrides": dict(overrides or {})}, state_names=state_names)
+    info = EnvInfo(name=record["env_name"], control_hz=r.control_hz, horizon=int(horizon or e.horizon), action_spec=spec,
+                   config=record, state_names=state_names)
     return EnvDescription(info, obs_space, spaces.Box(-1.0, 1.0, shape=(len(names),), dtype=np.float32))
 
 
@@ -108,23 +125,24 @@ class Ros2RobotEnv(RobotEnv):
     paces_itself = True  # step() sleeps to the robot's control tick
 
     @classmethod
-    def describe(cls, params: str = "ros2/panda_sim.yaml", overrides: Optional[dict[str, Any]] = None,
-                 horizon: Optional[int] = None) -> EnvDescription:
-        """What `Ros2RobotEnv(params, overrides, horizon)` would declare, read from its params file alone."""
-        path = resolve_params(params)
-        return describe_params(load_params(path, overrides), path.stem, params, overrides, horizon)
+    def describe(cls, params: str | dict = "ros2/panda_sim.yaml", overrides: Optional[dict[str, Any]] = None,
+                 horizon: Optional[int] = None, env_name: Optional[str] = None) -> EnvDescription:
+        """What `Ros2RobotEnv(params, overrides, horizon)` would declare, read from its params alone."""
+        p, _, record = robot_source(params, overrides, env_name)
+        return describe_params(p, record, horizon)
 
     @staticmethod
-    def robot_params(params: str = "ros2/panda_sim.yaml", overrides: Optional[dict[str, Any]] = None,
-                     horizon: Optional[int] = None) -> NodeParams:
+    def robot_params(params: str | dict = "ros2/panda_sim.yaml", overrides: Optional[dict[str, Any]] = None,
+                     horizon: Optional[int] = None, env_name: Optional[str] = None) -> NodeParams:
         """The robot description (topics, limits, DDS settings) this env's config names."""
-        return load_params(resolve_params(params), overrides)
+        return robot_source(params, overrides, env_name)[0]
 
-    def __init__(self, params: str = "ros2/panda_sim.yaml", overrides: Optional[dict[str, Any]] = None,
-                 horizon: Optional[int] = None) -> None:
+    def __init__(self, params: str | dict = "ros2/panda_sim.yaml", overrides: Optional[dict[str, Any]] = None,
+                 horizon: Optional[int] = None, env_name: Optional[str] = None) -> None:
+        """`params`: a robot params YAML (`ros2/panda_sim.yaml` under configs/, or any path), or its content
+        as recorded in a dataset/checkpoint; `env_name`: the env's name (default ros2/<params file stem>)."""
         super().__init__()
-        path = resolve_params(params)
-        self.p: NodeParams = load_params(path, overrides)
+        self.p, path, record = robot_source(params, overrides, env_name)
         r = self.p.robot
         self.names, lim = list(r.joint_names), r.limits
         self.dt = 1.0 / r.control_hz
@@ -140,7 +158,7 @@ class Ros2RobotEnv(RobotEnv):
                                   lim.workspace.low, lim.workspace.high)
         self.has_gripper = bool(r.gripper.command_topic)
         self.accepts_interventions = r.intervention.msg_type != "none"
-        d = describe_params(self.p, path.stem, params, overrides, horizon)
+        d = describe_params(self.p, record, horizon)
         self.env_info, self.observation_space, self.action_space = d.env_info, d.observation_space, d.action_space
         if r.intervention.msg_type == "joy" and len(r.intervention.axes) != self.action_space.shape[0]:
             raise EnvError(f"{path}: robot.intervention.axes needs one entry per action dimension "

@@ -124,4 +124,10 @@ def to_dataclass(cfg: Any, schema: type[T], where: str = "") -> T:
     except ConfigError:
         raise
     except Exception as e:  # omegaconf raises several types; all mean "bad config"
+        from omegaconf.errors import MissingMandatoryValue
+
+        if isinstance(e, MissingMandatoryValue):  # `???` in a YAML: a value the user must give
+            key = getattr(e, "full_key", "") or str(e)
+            hint = " (a ROS 2 robot: env.params=<robot params YAML>)" if key == "env.params" else ""
+            raise ConfigError(f"{where + ': ' if where else ''}{key} is required: set {key}=<...>{hint}") from None
         raise ConfigError(f"invalid config for {schema.__name__}{' in ' + where if where else ''}: {e}") from e

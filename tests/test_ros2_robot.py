@@ -322,3 +322,43 @@ def test_other_controller_interfaces(tmp_path, msg_type, mode):
         if env is not None:
             env.close()
         stop(proc)
+
+
+def test_custom_robot_dataset_trains_and_evaluates_without_its_params_file(robot, tmp_path):
+    """A robot params file outside configs/ (env=ros2/custom env.params=<path>): the dataset records the
+    params' content, so train-bc and eval rebuild the env after the file is gone."""
+    import shutil
+
+    from robotlearn.cli import eval as eval_cli
+    from robotlearn.cli import train_bc
+    from robotlearn.data import EpisodeWriter
+    from robotlearn.envs import describe_env
+
+    src = tmp_path / "my_arm.yaml"
+    shutil.copy(robot[4] / "panda_cam.yaml", src)
+    desc = describe_env("ros2/custom", params=str(src), overrides={"dds.domain_id": DOMAIN})
+    assert desc.env_info.name == "ros2/my_arm" and desc.env_info.config["params"]["robot"]["control_hz"] == 50.0
+    rng = np.random.default_rng(0)
+    with EpisodeWriter(tmp_path / "arm.zarr", env_info=desc.env_info, obs_space=desc.observation_space) as w:
+        for _ in range(2):
+            w.add_episode({"state": rng.normal(size=(20, desc.observation_space["state"].shape[0])).astype(np.float32),
+                           "images/front": rng.integers(0, 255, (20, 32, 32, 3), dtype=np.uint8),
+                           "action": rng.uniform(-0.1, 0.1, (20, 8)).astype(np.float32)}, success=False)
+    src.unlink()
+    out = tmp_path / "bc"
+    assert train_bc.main([f"dataset={tmp_path / 'arm.zarr'}", "steps=3", "batch_size=4", "eval_every=0",
+                          "final_eval_episodes=1", f"out_dir={out}", "progress=off", "policy.n_obs=1",
+                          "policy.encoder.image_channels=8"]) == 0
+    assert eval_cli.main([f"policy={out}/checkpoints/last", "episodes=1", "progress=off", f"out={tmp_path / 'ev'}"]) == 0
+
+
+def test_nested_override_keeps_the_sections_other_keys():
+    """The finding: overrides={'dds': {'domain_id': 7}} silently reset localhost_only."""
+    from hw_drivers.config import load_params
+
+    base = load_params(REPO / "configs/ros2/panda_real.yaml")
+    p = load_params(REPO / "configs/ros2/panda_real.yaml", {"dds": {"domain_id": 7}})
+    assert p.dds.domain_id == 7 and p.dds.localhost_only == base.dds.localhost_only is False
+    p = load_params(REPO / "configs/ros2/panda_real.yaml", {"robot": {"limits": {"workspace": {"low": [0.3, -0.3, 0.05]}}}})
+    assert p.robot.limits.workspace.low == [0.3, -0.3, 0.05]
+    assert p.robot.limits.workspace.high == base.robot.limits.workspace.high and p.robot.joint_names == base.robot.joint_names

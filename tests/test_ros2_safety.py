@@ -147,9 +147,10 @@ def test_run_spec_files_reject_unknown_keys(tmp_path):
     p.write_text(yaml.safe_dump({"env": "ros2/panda_sim", "rl": {"residual_scal": 0.1}}))
     with pytest.raises(ConfigError, match="residual_scal"):
         load_spec(str(p))
-    p.write_text(yaml.safe_dump({"env": "ros2/ur_arm"}))
-    with pytest.raises(ConfigError, match="unknown env 'ros2/ur_arm'"):
+    p.write_text(yaml.safe_dump({"env": "ros2/ur_arm"}))  # a robot of the user's: fine, once it names its params
+    with pytest.raises(ConfigError, match=r"env.params is required: set env.params=<...> \(a ROS 2 robot"):
         load_spec(str(p))
+    assert load_spec(str(p), ["env.params=ros2/panda_real.yaml"]).env["params"] == "ros2/panda_real.yaml"
     assert load_spec(str(REPO / "configs/ros2/finetune_panda_sim.yaml")).rl.num_critics == 2
 
 
@@ -228,6 +229,9 @@ def test_every_shipped_ros2_config_loads():
     for path in sorted((REPO / "configs/env/ros2").glob("*.yaml")):
         cfg = env_config(f"ros2/{path.stem}")
         assert cfg["_target_"] == "hw_drivers.ros2_env.Ros2RobotEnv"
+        if path.stem == "custom":  # the entry for robots of the user's: it requires their params
+            assert cfg["params"] == "???"
+            continue
         load_params(REPO / "configs" / cfg["params"], cfg["overrides"])
 
 

@@ -85,6 +85,8 @@ class UnknownEnvError(ConfigError, KeyError):
 
 def env_config(name: str) -> dict[str, Any]:
     path = find_config(f"env/{name}.yaml") if isinstance(name, str) else None
+    if path is None and isinstance(name, str) and "/" in name:  # e.g. ros2/<a robot of the user's>: its group's
+        path = find_config(f"env/{name.split('/')[0]}/custom.yaml")  # generic entry, which needs its params
     if path is None:
         where = " or ".join(str(d / "env") for d in config_dirs())
         raise UnknownEnvError(f"unknown env {name!r}: no {name}.yaml under {where}; known envs: {', '.join(list_envs())}")
@@ -127,6 +129,11 @@ def _resolve(name: str | dict, overrides: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"env {name if isinstance(name, str) else cfg.get('_target_')!r}: "
                           f"overrides may not set {special}")
     cfg.update(overrides)
+    required = sorted(k for k, v in cfg.items() if v == "???")  # `???` in an env YAML: the user must set it
+    if required:
+        raise ConfigError(f"env {name if isinstance(name, str) else cfg.get('_target_')!r} needs "
+                          + ", ".join(f"env.{k}=<...>" for k in required)
+                          + (" (a ROS 2 robot: env.params=<robot params YAML>)" if "params" in required else ""))
     return cfg
 
 

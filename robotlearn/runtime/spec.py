@@ -127,6 +127,10 @@ class RunSpec:
         self.runtime = runtime_config(self.runtime)
         if not self.env:
             raise ConfigError("the run needs env=<name>, e.g. env=sim/reach")
+        required = sorted(k for k, v in self.env.items() if v == "???") if isinstance(self.env, dict) else []
+        if required:
+            raise ConfigError("the run's env needs " + ", ".join(f"env.{k}=<...>" for k in required)
+                              + (" (a ROS 2 robot: env.params=<robot params YAML>)" if "params" in required else ""))
         if self.demos == "":
             self.demos = None
         if self.reward != "env" and not (self.reward.startswith("classifier:") and len(self.reward) > 11):
