@@ -59,6 +59,7 @@ from robotlearn.envs import (
     proprio_state_names,
 )
 from robotlearn.envs.interface import (
+    INFO_HUMAN_LABEL,
     INFO_INTERVENTION,
     INFO_INTERVENTION_ACTION,
     INFO_SUCCESS,
@@ -158,6 +159,7 @@ class Ros2RobotEnv(RobotEnv):
                                   lim.workspace.low, lim.workspace.high)
         self.has_gripper = bool(r.gripper.command_topic)
         self.accepts_interventions = r.intervention.msg_type != "none"
+        self.accepts_labels = bool(r.label_topic)
         d = describe_params(self.p, record, horizon)
         self.env_info, self.observation_space, self.action_space = d.env_info, d.observation_space, d.action_space
         if r.intervention.msg_type == "joy" and len(r.intervention.axes) != self.action_space.shape[0]:
@@ -308,7 +310,7 @@ class Ros2RobotEnv(RobotEnv):
         label = self.cache.peek(r.label_topic) if r.label_topic else None
         if label is not None:
             success, terminated = bool(label), True
-            info["human_label"] = bool(label)
+            info[INFO_HUMAN_LABEL] = bool(label)
         terminated = terminated or (success and self.p.env.terminate_on_success)
         info[INFO_SUCCESS], info[INFO_TIMESTAMP] = success, self._stamp_s
         return obs, float(success), terminated, info

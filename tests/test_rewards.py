@@ -117,3 +117,23 @@ def test_the_episode_log_records_which_source_gave_the_reward(tmp_path):
     ds = EpisodeDataset(tmp_path / "online.zarr")
     assert [ds.episode_meta(i)["reward_source"] for i in range(2)] == ["classifier", "classifier"]
     wrapped.close()
+
+
+def test_label_reward_needs_a_label_input():
+    from robotlearn.cli import collect
+    from robotlearn.config import ConfigError
+    from robotlearn.envs import make_env
+    from robotlearn.rewards.sources import with_reward
+    from robotlearn.runtime.spec import RunSpec
+
+    env = make_env("sim/reach")
+    try:
+        with pytest.raises(ConfigError, match="reward=label: env 'sim/reach' has no human label input"):
+            with_reward(env, "label")
+    finally:
+        env.close()
+    assert RunSpec(env="sim/reach", reward="label").reward == "label"
+    with pytest.raises(ConfigError, match="expected env, label or classifier"):
+        RunSpec(env="sim/reach", reward="human")
+    with pytest.raises(SystemExit):
+        collect.main(["env=sim/reach", "episodes=1", "reward=label", "out=/tmp/never.zarr", "progress=off"])

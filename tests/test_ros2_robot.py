@@ -227,6 +227,24 @@ def test_human_label_ends_the_episode(robot):
         assert r == float(label)
 
 
+def test_label_reward_pays_only_for_the_humans_verdict(robot):
+    """reward=label: reward 0 until a label arrives, then 1 (True) or 0 (False) and the episode ends."""
+    from robotlearn.rewards.sources import INFO_REWARD_SOURCE, with_reward
+
+    env, helper = robot[0], robot[2]
+    labelled = with_reward(env, "label")
+    assert labelled.reward_source == "label" and labelled.accepts_labels
+    pub = helper.node.create_publisher(Bool, "/human/label", RELIABLE_QOS)
+    for label in (True, False):
+        labelled.reset(seed=7)
+        _, r, term, _, info = labelled.step(np.zeros(8, np.float32))
+        assert (r, term, info["success"], info[INFO_REWARD_SOURCE]) == (0.0, False, False, "label")
+        pub.publish(Bool(data=label))
+        time.sleep(0.1)
+        _, r, term, _, info = labelled.step(np.zeros(8, np.float32))
+        assert term and r == float(label) and info["success"] is label
+
+
 def test_keyboard_node_labels_episodes(robot):
     import subprocess
     import sys

@@ -23,6 +23,7 @@ from robotlearn.envs.interface import INFO_INTERVENTION, INFO_INTERVENTION_ACTIO
 from robotlearn.policies.base import BasePolicy, ChunkStepper, ZeroPolicy
 from robotlearn.policies.checkpoint import CheckpointError
 from robotlearn.progress import progress_bar, progress_mode
+from robotlearn.rewards.sources import check_reward, with_reward
 
 
 @dataclass
@@ -43,10 +44,14 @@ class CollectConfig:
     max_attempts: Optional[int] = None
     flush_every: int = 16
     device: str = "auto"
+    # Reward recorded per step: env (its own detector) | classifier:<dir> (a train-reward checkpoint) | label
+    # (a human's label on a ROS 2 robot's label topic); the episode meta records which (reward_source).
+    reward: str = "env"
     progress: str = "auto"  # auto | bar | lines | off (robotlearn/progress.py); true = auto, false = off
 
     def __post_init__(self) -> None:
         self.progress = progress_mode(self.progress)
+        check_reward(self.reward)
 
 
 def make_actor(cfg: CollectConfig, env: RobotEnv, seed: int) -> tuple[BasePolicy, str]:
@@ -79,10 +84,10 @@ def next_seed(path: Path, default: int) -> int:
 
 def wait_for_human(env: RobotEnv, timeout_s: float, bar) -> None:
     """teleop=true records only the human: start an episode once their input is live, not before."""
-    if env.unwrapped.wait_for_intervention(0.0):
+    if env.wait_for_intervention(0.0):
         return
     bar.write(f"collect teleop=true: waiting up to {timeout_s:.0f} s for the teleop input of {env.name!r} ...")
-    if not env.unwrapped.wait_for_intervention(timeout_s):
+    if not env.wait_for_intervention(timeout_s):
         raise ConfigError(f"collect teleop=true: no teleop input from {env.name!r} within {timeout_s:.0f} s "
                           f"(is the teleop device publishing? teleop_wait_s=<s> waits longer)")
 
@@ -106,6 +111,11 @@ def collect(cfg: CollectConfig) -> dict[str, Any]:
     if not cfg.env:
         raise ConfigError("collect needs env=<name>, e.g. env=sim/lift")
     env = make_env(dict(cfg.env))
+    try:
+        env = with_reward(env, cfg.reward)
+    except BaseException:
+        env.close()
+        raise
     out = Path(cfg.out)
     seed = next_seed(out, cfg.seed)
     try:
@@ -133,7 +143,8 @@ def collect(cfg: CollectConfig) -> dict[str, Any]:
             if cfg.only_success and not success:
                 writer.discard_episode()
             else:
-                writer.end_episode(success=success, source=source, terminated=terminated, seed=seed)
+                writer.end_episode(success=success, source=source, terminated=terminated, seed=seed,
+                                   reward_source=env.reward_source)
                 bar.update(1)
             bar.set_postfix(success=f"{successes / attempts:.0%}")
             seed += 1

@@ -14,6 +14,7 @@ from typing import Any, Optional
 from robotlearn.cli.config import ConfigError, fail, load
 from robotlearn.cli.train_bc import USER_ERRORS
 from robotlearn.envs import make_env
+from robotlearn.rewards.sources import check_reward, with_reward
 from robotlearn.envs.interface import RobotEnv
 from robotlearn.policies.checkpoint import load_policy, read_config, resolve_checkpoint
 from robotlearn.policies.rollout import evaluate
@@ -37,12 +38,13 @@ class EvalConfig:
     # Run a checkpoint on an env whose action spec or state layout differs from its training env's (shapes
     # must still fit). Off: such a checkpoint is refused, naming the first difference.
     allow_env_mismatch: bool = False
-    # Success from: env (its own detector) | classifier:<dir> (a train-reward checkpoint; the env's own detector,
-    # where it has one, is reported beside it)
+    # Success from: env (its own detector) | classifier:<dir> (a train-reward checkpoint) | label (a human's
+    # label on a ROS 2 robot's label topic); the env's own detector, where it has one, is reported beside it
     reward: str = "env"
 
     def __post_init__(self) -> None:
         self.progress = progress_mode(self.progress)
+        check_reward(self.reward)
 
 
 def checkpoint_env(ckpt: Path, cfg_env: dict | None) -> RobotEnv:
@@ -75,7 +77,6 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     if not cfg.checkpoint:
         raise ConfigError("eval needs policy=<checkpoint dir> (or checkpoint=<dir>)")
     ckpt = resolve_checkpoint(cfg.checkpoint)
-    from robotlearn.rewards.sources import with_reward
 
     env = checkpoint_env(ckpt, cfg.env)
     policy = load_policy(ckpt, env=env, device=None if cfg.device == "auto" else cfg.device,

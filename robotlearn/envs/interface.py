@@ -32,6 +32,7 @@ INFO_INTERVENTION = "is_intervention"  # bool: a human's action replaced the pol
 # built from (the stamp the next command carries). Host wall-clock time is never put here.
 INFO_TIMESTAMP = "timestamp"
 INFO_INTERVENTION_ACTION = "intervention_action"  # (A,) float32 normalised: the human's action that was executed
+INFO_HUMAN_LABEL = "human_label"  # bool: a human's verdict arrived this step (True success, False failure)
 
 
 class EnvError(RuntimeError):
@@ -131,6 +132,7 @@ class RobotEnv(gym.Env):
     reward_type = "sparse"  # "sparse": 1.0 on success else 0.0; "dense": the task declares its shaping
     paces_itself = False  # True: step() holds the wall-clock control rate (a robot); callers must not sleep too
     accepts_interventions = False  # True: a human can take over (INFO_INTERVENTION / INFO_INTERVENTION_ACTION)
+    accepts_labels = False  # True: a human can label episodes (INFO_HUMAN_LABEL); reward=label needs it
     reward_source = "env"  # what gives the reward: "env" (its own success detector) or a wrapper's ("classifier")
 
     env_info: EnvInfo

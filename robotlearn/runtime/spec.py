@@ -24,6 +24,7 @@ from robotlearn.config import (
     register_schema,
     to_dataclass,
 )
+from robotlearn.rewards.sources import check_reward
 from robotlearn.rl.residual import ResidualConfig
 from robotlearn.runtime.actor import ActorConfig
 from robotlearn.runtime.learner import LearnerConfig
@@ -115,7 +116,9 @@ class RunSpec:
     # Read the demos' arrays under robotlearn names, {array: key} (robotlearn/data/keys.py), e.g. {agent_pos: state}.
     # Typed Any: a dict field with a None default would need hydra's `+demo_keys=` on the command line.
     demo_keys: Optional[Any] = None
-    reward: str = "env"  # env: the env's own success detector; classifier:<dir>: a train-reward checkpoint
+    # env: the env's own success detector; classifier:<dir>: a train-reward checkpoint; label: a human's
+    # label on the robot's label topic (ROS 2 robots with robot.label_topic)
+    reward: str = "env"
     seed: int = 0  # actor i resets from seed + 1000 i (+ 100000 per restart); the learner samples from seed
     rl: ResidualConfig = field(default_factory=ResidualConfig)
     actor: ActorConfig = field(default_factory=ActorConfig)
@@ -133,8 +136,7 @@ class RunSpec:
                               + (" (a ROS 2 robot: env.params=<robot params YAML>)" if "params" in required else ""))
         if self.demos == "":
             self.demos = None
-        if self.reward != "env" and not (self.reward.startswith("classifier:") and len(self.reward) > 11):
-            raise ConfigError(f"reward={self.reward!r}: expected env or classifier:<train-reward checkpoint dir>")
+        check_reward(self.reward)
 
     def run_fields(self) -> dict[str, Any]:
         """The RunSpec fields only (a subclass such as the finetune command's config adds its own)."""
