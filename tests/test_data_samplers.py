@@ -122,3 +122,51 @@ def test_transition_buffer_from_dataset_uses_terminated_meta(tmp_path):
     assert got[0] == {(2, 0.25, 0.0)} and got[10] == {(12, 0.0, 0.25)}
     s = buf.sample(8, np.random.default_rng(0))
     assert set(s) == {"state", "next/state", "action", "next/action", "reward", "discount"}
+
+
+def _naive_nstep(episodes, n, gamma, slot_episode, slot_t):
+    """Reference: per sampled (episode, t), walk the episode step by step."""
+    out = []
+    for e, t in zip(slot_episode, slot_t):
+        arrays, terminated = episodes[e]
+        L = len(arrays["reward"])
+        horizon = L if terminated else L - 1
+        k = min(n, horizon - t)
+        ret = sum(gamma**i * arrays["reward"][t + i] for i in range(k))
+        end = t + k
+        disc = 0.0 if (terminated and end == L) else gamma**k
+        nxt = min(end, L - 1)
+        out.append((arrays["images/front"][t], arrays["images/front"][nxt], arrays["state"][t],
+                    arrays["state"][nxt], ret, disc))
+    return out
+
+
+def test_image_nstep_sampling_matches_a_naive_reference():
+    """Frames are stored once per step; next/images is the bootstrap row by index, n-step as the reference."""
+    from robotlearn.data import TransitionBuffer
+
+    rng = np.random.default_rng(3)
+    episodes = []
+    for L, term in ((7, True), (5, False), (9, True), (4, False)):
+        episodes.append(({"images/front": rng.integers(0, 255, (L, 6, 6, 3), dtype=np.uint8),
+                          "state": rng.normal(size=(L, 2)).astype(np.float32),
+                          "reward": rng.normal(size=L).astype(np.float32)}, term))
+    buf = TransitionBuffer(["images/front", "state"], n_step=3, gamma=0.9, capacity=40)
+    for arrays, term in episodes:
+        buf.add_episode(arrays, terminated=term)
+    assert buf._store["images/front"].shape == (40, 6, 6, 3)  # one copy per step, no next/ twin stored
+    # identify each sample's (episode, t) by its state row, then compare every field with the reference
+    index = {arrays["state"][t].tobytes(): (e, t) for e, (arrays, _) in enumerate(episodes)
+             for t in range(len(arrays["reward"]))}
+    batch = buf.sample(256, rng)
+    where = [index[s.tobytes()] for s in batch["state"]]
+    ref = _naive_nstep(episodes, 3, 0.9, [e for e, _ in where], [t for _, t in where])
+    for i, (img, nimg, s, ns, ret, disc) in enumerate(ref):
+        np.testing.assert_array_equal(batch["images/front"][i], img)
+        np.testing.assert_array_equal(batch["next/images/front"][i], nimg)
+        np.testing.assert_array_equal(batch["next/state"][i], ns)
+        assert batch["reward"][i] == pytest.approx(ret, rel=1e-5, abs=1e-6)
+        assert batch["discount"][i] == pytest.approx(disc, rel=1e-6)
+    sampled_t = {w for w in where}
+    assert (1, 4) not in sampled_t and (3, 3) not in sampled_t  # a truncated episode's last row has no next
+    assert len(sampled_t) == 7 + 4 + 9 + 3  # every other transition was drawn at least once in 256 samples
