@@ -20,7 +20,8 @@ from robotlearn.envs import make_env
 from robotlearn.policies.checkpoint import PolicyEnvMismatchError, load_policy
 
 REPO = Path(__file__).resolve().parents[1]
-# ROS_DOMAIN_IDs per module: robot 10-29 (+20, +21), transport 60-79, e2e 110-129, parity 140-179, bridge 200-219
+# ROS_DOMAIN_IDs per module: robot 10-29 (+20, +21), transport 60-79, e2e 110-129, parity 140-199 (+20, +40),
+# bridge 200-219
 DOMAIN = 140 + os.getpid() % 20
 TCP = slice(14, 17)  # tcp_x/y/z in the proprio state (proprio_state_names(7))
 
@@ -92,6 +93,20 @@ def test_another_manipulation_task_is_served_without_node_changes(tmp_path):
     with serve(tmp_path, "pick_place", DOMAIN + 20) as (env, _):
         check_state_parity(env, "sim/pick_place_proprio", steps=5)
         assert env.horizon == 150 and env.name == "ros2/panda_pick_place"
+
+
+def test_peg_insert_is_served_without_node_changes(tmp_path):
+    """sim/peg_insert over ROS 2 from its YAML alone: the same parity, its horizon, and its own start posture, which
+    the robot-side IK pulls towards as the sim task's IK does (ee_home_q = the task's home_q)."""
+    from sim.tasks.peg_insert import PEG_HOME_Q
+
+    with serve(tmp_path, "peg_insert", DOMAIN + 40) as (env, _):
+        check_state_parity(env, "sim/peg_insert_proprio", steps=5)
+        assert env.horizon == 100 and env.name == "ros2/panda_peg_insert"
+        np.testing.assert_allclose(env.p.env.ee_home_q, PEG_HOME_Q)
+        o, info = env.reset()
+        np.testing.assert_allclose(o["state"][:7], PEG_HOME_Q, atol=0.03)  # reset by the task: its posture, not lift's
+        assert not info["success"]
 
 
 def test_ee_delta_moves_the_robot_tcp_as_it_moves_the_sim_tcp(lift_robot):
