@@ -15,7 +15,7 @@ from safetensors.numpy import load_file
 
 from robotlearn.envs.interface import RobotEnv
 from robotlearn.policies.base import BasePolicy, ChunkStepper
-from robotlearn.rl.features import FrozenImageEncoder, rl_obs_state
+from robotlearn.rl.features import FrozenImageEncoder, rl_obs_state, rl_state
 from robotlearn.rl.residual import ResidualConfig, ResidualPolicy
 
 
@@ -36,7 +36,9 @@ class BasePlusResidual:
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         base_action = self.stepper.next_action(obs)
-        action = self.residual.act(rl_obs_state(obs, self.features), base_action, mode="eval")
+        learned = self.residual.features(obs)  # rl.encoder=drq
+        state = rl_obs_state(obs, self.features) if learned is None else rl_state(np.asarray(obs["state"]), learned)
+        action = self.residual.act(state, base_action, mode="eval")
         self.residual_abs.append(float(np.abs(action - base_action).mean()))
         return action[None]  # (1, A)
 
@@ -48,9 +50,12 @@ def load_residual(run_dir: str | Path) -> ResidualPolicy:
     if not (d / "learner.yaml").exists():
         raise FileNotFoundError(f"{run_dir} holds no residual learner checkpoint (expected {d / 'learner.yaml'})")
     meta = yaml.safe_load((d / "learner.yaml").read_text())
-    policy = ResidualPolicy(meta["state_dim"], meta["action_dim"], ResidualConfig(**meta["config"]))
+    shapes = {k: tuple(v) for k, v in (meta.get("image_shapes") or {}).items()} or None
+    policy = ResidualPolicy(meta["state_dim"], meta["action_dim"], ResidualConfig(**meta["config"]), image_shapes=shapes)
     tensors = load_file(str(d / "learner.safetensors"))
-    policy.load_weights({k[len("actor/"):]: v for k, v in tensors.items() if k.startswith("actor/")}, meta["version"])
+    weights = {k[len("actor/"):]: v for k, v in tensors.items() if k.startswith("actor/")}
+    weights.update({k: v for k, v in tensors.items() if k.startswith("encoder/")})  # rl.encoder=drq
+    policy.load_weights(weights, meta["version"])
     return policy
 
 

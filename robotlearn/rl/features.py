@@ -63,9 +63,9 @@ class FrozenImageEncoder:
 
 
 def frozen_encoder(rl, base_checkpoint: str | None, base_policy=None) -> FrozenImageEncoder | None:
-    """The encoder a residual with config `rl` reads: None (rl.encoder=none), rl.encoder_checkpoint's, or the
-    base checkpoint's (`base_policy` when it is already loaded)."""
-    if rl.encoder == "none":
+    """The frozen encoder a residual with config `rl` reads: None (rl.encoder=none, or drq, whose encoder the
+    learner trains), rl.encoder_checkpoint's, or the base checkpoint's (`base_policy` when already loaded)."""
+    if rl.encoder != "base":
         return None
     from robotlearn.policies.checkpoint import load_policy
 
@@ -85,3 +85,37 @@ def rl_state(state: np.ndarray, features: np.ndarray | None) -> np.ndarray:
 def rl_obs_state(obs: dict[str, np.ndarray], encoder: FrozenImageEncoder | None) -> np.ndarray:
     """One observation -> the residual's input vector."""
     return rl_state(np.asarray(obs[STATE_KEY], np.float32), None if encoder is None else encoder(obs))
+
+
+class DrQEncoder(torch.nn.Module):
+    """rl.encoder=drq (DrQ-v2 style, for GPUs): one conv encoder per camera, trained through the critic loss
+    with random-shift augmentation; the actor reads its features detached. Shared by the critic ensemble.
+    uint8 frames (B, H, W, 3) per camera -> (B, F) = the cameras' keypoint features side by side."""
+
+    def __init__(self, image_shapes: dict[str, tuple[int, ...]], channels: int, keypoints: int, shift: int) -> None:
+        from robotlearn.policies.encoders import ConvEncoder, RandomShift
+
+        super().__init__()
+        if not image_shapes:
+            raise ValueError("rl.encoder=drq needs camera observations (images/<cam>); the env has none")
+        self.image_keys = sorted(image_shapes)
+        self.image_shapes = {k: tuple(int(d) for d in image_shapes[k]) for k in self.image_keys}
+        self.cams = torch.nn.ModuleList([ConvEncoder(channels, keypoints) for _ in self.image_keys])
+        self.shift = RandomShift(shift)
+        self.out_dim = sum(c.out_dim for c in self.cams)
+
+    def forward(self, frames: dict[str, torch.Tensor], augment: bool = False) -> torch.Tensor:
+        parts = []
+        for key, net in zip(self.image_keys, self.cams):
+            x = frames[key].permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (B, 3, H, W) in [-1, 1]
+            if augment:
+                self.shift.train()
+                x = self.shift(x)
+            parts.append(net(x))
+        return torch.cat(parts, dim=-1)
+
+    @torch.no_grad()
+    def encode(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """One observation -> (F,) features, as the actor computes them each step (no augmentation)."""
+        frames = {k: torch.from_numpy(np.array(obs[k], np.uint8))[None] for k in self.image_keys}
+        return self(frames)[0].numpy()

@@ -75,13 +75,18 @@ class ResidualConfig:
     # What the actor and critics read besides `state`: "none" (state only), or "base": the frozen image encoder
     # of a BC/diffusion checkpoint, run on the actor once per step; its features travel in the episode and the
     # learner trains on [state, features] (robotlearn/rl/features.py). For envs whose state lacks the object.
+    # "drq" (for GPUs): a conv encoder per camera trained through the critic loss with random-shift augmentation
+    # (DrQ-v2), the actor reading its features detached; its weights travel to the actors with the actor's.
     encoder: str = "none"
     encoder_checkpoint: str = ""  # encoder=base: the checkpoint whose encoder to use ("" = the base's own)
+    drq_channels: int = 32  # encoder=drq: width of the first conv stage (doubles once)
+    drq_keypoints: int = 32  # encoder=drq: spatial-softmax keypoints per camera -> 2x this features each
+    drq_shift: int = 4  # encoder=drq: random-shift augmentation, pixels of edge padding
 
     def __post_init__(self) -> None:
         """Reject bad values where the config is made, so learner and actor processes both fail at start."""
-        if self.encoder not in ("none", "base"):
-            raise ValueError(f"rl.encoder must be 'none' or 'base', got {self.encoder!r}")
+        if self.encoder not in ("none", "base", "drq"):
+            raise ValueError(f"rl.encoder must be 'none', 'base' or 'drq', got {self.encoder!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"rl.precision must be 'fp32' or 'bf16', got {self.precision!r}")
         from robotlearn.config import check_ranges
@@ -92,12 +97,22 @@ class ResidualConfig:
                      explore_corr="[0, 1)", actor_lr="(0, inf)", critic_lr="(0, inf)", batch_size="[1, inf)",
                      hidden_dim="[1, inf)", num_layers="[1, inf)", grad_clip="(0, inf)", warmup_env_steps="[0, inf)",
                      warmup_noise="[0, inf)", critic_warmup_updates="[0, inf)", residual_penalty="[0, inf)",
-                     demo_ratio="[0, 1]", buffer_size="[1, inf)")
+                     demo_ratio="[0, 1]", buffer_size="[1, inf)", drq_channels="[1, inf)", drq_keypoints="[1, inf)",
+                     drq_shift="[0, inf)")
         if self.num_min > self.num_critics:
             raise ValueError(f"rl.num_min ({self.num_min}) must be <= rl.num_critics ({self.num_critics})")
 
 
 # ---------------------------------------------------------------------------- networks
+def make_drq_encoder(cfg: ResidualConfig, image_shapes: dict[str, tuple[int, ...]] | None):
+    """The trainable camera encoder with rl.encoder=drq (None otherwise)."""
+    if cfg.encoder != "drq":
+        return None
+    from robotlearn.rl.features import DrQEncoder
+
+    return DrQEncoder(image_shapes or {}, cfg.drq_channels, cfg.drq_keypoints, cfg.drq_shift)
+
+
 class ResidualActor(nn.Module):
     """(normalised state, base action) -> residual in [-scale, scale]; zero at init.
 
@@ -170,21 +185,29 @@ def combine(base_action: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
 class ResidualLearner:
     """Owns actor, critics, their targets and optimisers; `update(batch)` is one gradient step."""
 
-    def __init__(self, state_dim: int, action_dim: int, cfg: ResidualConfig, device: str | None = None) -> None:
+    def __init__(self, state_dim: int, action_dim: int, cfg: ResidualConfig, device: str | None = None,
+                 image_shapes: dict[str, tuple[int, ...]] | None = None) -> None:
+        """`image_shapes` (rl.encoder=drq): {images/<cam>: (H, W, 3)}; batches then carry those uint8 frames
+        (and next/ twins), and the networks read [state, encoder(frames)]."""
         self.cfg = cfg
         self.state_dim, self.action_dim = state_dim, action_dim
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.actor = ResidualActor(state_dim, action_dim, cfg).to(self.device)
-        self.actor_target = ResidualActor(state_dim, action_dim, cfg).to(self.device)
-        self.critic = CriticEnsemble(state_dim + action_dim, cfg).to(self.device)
-        self.critic_target = CriticEnsemble(state_dim + action_dim, cfg).to(self.device)
+        self.encoder = make_drq_encoder(cfg, image_shapes)
+        if self.encoder is not None:
+            self.encoder.to(self.device)
+        net_dim = state_dim + (self.encoder.out_dim if self.encoder is not None else 0)  # S (+ F)
+        self.actor = ResidualActor(net_dim, action_dim, cfg).to(self.device)
+        self.actor_target = ResidualActor(net_dim, action_dim, cfg).to(self.device)
+        self.critic = CriticEnsemble(net_dim + action_dim, cfg).to(self.device)
+        self.critic_target = CriticEnsemble(net_dim + action_dim, cfg).to(self.device)
         self.actor_target.load_state_dict(self.actor.state_dict())
         self.critic_target.load_state_dict(self.critic.state_dict())
         for p in [*self.actor_target.parameters(), *self.critic_target.parameters()]:
             p.requires_grad_(False)
         # fused Adam: one kernel for all parameters (CPU and CUDA)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
+        critic_params = [*self.critic.parameters(), *(self.encoder.parameters() if self.encoder is not None else [])]
+        self.critic_opt = torch.optim.Adam(critic_params, lr=cfg.critic_lr, fused=True)  # the encoder learns from Q
         self.num_updates = 0  # critic updates done
         self.num_actor_updates = 0
         self.version = 0  # bumped by the runtime each time it publishes weights
@@ -193,15 +216,30 @@ class ResidualLearner:
 
     def set_state_normalizer(self, mean: np.ndarray, std: np.ndarray) -> None:
         """Fix the state normaliser (from demo statistics) for actor, critic and targets."""
-        m = torch.as_tensor(mean, dtype=torch.float32, device=self.device)
-        s = torch.as_tensor(np.maximum(std, 1e-3), dtype=torch.float32, device=self.device)
+        extra = self.actor.state_mean.shape[0] - len(mean)  # drq features: left as they are (0 mean, unit std)
+        m = torch.as_tensor(np.concatenate([mean, np.zeros(extra)]), dtype=torch.float32, device=self.device)
+        s = torch.as_tensor(np.concatenate([np.maximum(std, 1e-3), np.ones(extra)]), dtype=torch.float32,
+                            device=self.device)
         for net in (self.actor, self.actor_target):
             net.state_mean.copy_(m)
             net.state_std.copy_(s)
 
     # -- the update ------------------------------------------------------------------
     def to_device(self, batch: dict[str, np.ndarray | torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: torch.as_tensor(v, dtype=torch.float32).to(self.device, non_blocking=True) for k, v in batch.items()}
+        """float32 tensors on the device; camera frames stay uint8 (4x less to copy) until the encoder."""
+        return {k: torch.as_tensor(v, dtype=torch.uint8 if "images/" in k else torch.float32).to(
+            self.device, non_blocking=True) for k, v in batch.items()}
+
+    def with_features(self, b: dict[str, torch.Tensor], augment: bool) -> dict[str, torch.Tensor]:
+        """rl.encoder=drq: state and next_state extended by the encoder's features of the frames. The next
+        frames are encoded without gradient (DrQ-v2); the current ones carry it into the encoder."""
+        if self.encoder is None:
+            return b
+        keys = self.encoder.image_keys
+        feats = self.encoder({k: b[k] for k in keys}, augment)  # (B, F)
+        with torch.no_grad():
+            next_feats = self.encoder({k: b[f"next/{k}"] for k in keys}, augment)
+        return {**b, "state": torch.cat([b["state"], feats], -1), "next_state": torch.cat([b["next_state"], next_feats], -1)}
 
     @torch.no_grad()
     def td_target(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -224,6 +262,7 @@ class ResidualLearner:
 
     def _update(self, b: dict[str, torch.Tensor]) -> dict[str, float]:
         cfg = self.cfg
+        b = self.with_features(b, augment=True)  # drq: state = [state, encoder(shifted frames)]
         target = self.td_target(b)  # (B,)
         s = self.actor.normalize(b["state"])  # (B, S)
         q = self.critic(s, b["action"])  # (E, B)
@@ -236,6 +275,7 @@ class ResidualLearner:
         metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean(), "target_mean": target.mean()}
 
         if self.num_updates > cfg.critic_warmup_updates and self.num_updates % cfg.actor_delay == 0:
+            s = s.detach()  # drq: the actor reads the encoder's features, it does not train them
             res = self.actor(s, b["base_action"])  # (B, A)
             self.critic.requires_grad_(False)  # gradients flow through the critics to the actor only
             actor_loss = -self.critic(s, combine(b["base_action"], res)).float().mean()  # ensemble mean
@@ -260,7 +300,7 @@ class ResidualLearner:
     @torch.no_grad()
     def td_error(self, batch: dict[str, np.ndarray | torch.Tensor]) -> float:
         """Mean squared TD error of the online critics against a noise-free target (for tests/logging)."""
-        b = self.to_device(batch)
+        b = self.with_features(self.to_device(batch), augment=False)
         next_s = self.actor_target.normalize(b["next_state"])
         next_a = combine(b["next_base_action"], self.actor_target(next_s, b["next_base_action"]))
         target = b["reward"] + b["discount"] * self.critic_target(next_s, next_a).min(0).values
@@ -269,8 +309,11 @@ class ResidualLearner:
 
     # -- weights for actors ----------------------------------------------------------------
     def actor_weights(self) -> dict[str, np.ndarray]:
-        """Actor parameters + normaliser as numpy, ready for messages.encode_weights."""
-        return {k: v.detach().cpu().numpy() for k, v in self.actor.state_dict().items()}
+        """Actor parameters + normaliser (+ `encoder/...` with rl.encoder=drq) as numpy, for messages.encode_weights."""
+        out = {k: v.detach().cpu().numpy() for k, v in self.actor.state_dict().items()}
+        if self.encoder is not None:
+            out.update({f"encoder/{k}": v.detach().cpu().numpy() for k, v in self.encoder.state_dict().items()})
+        return out
 
     # -- checkpoint: safetensors tensors + YAML config/counters (no pickle) ----------------
     def save(self, directory: str | Path) -> Path:
@@ -285,6 +328,8 @@ class ResidualLearner:
         for name, mod in self._modules().items():
             tensors.update({f"{name}/{k}": v for k, v in mod.state_dict().items()})
         meta: dict[str, Any] = {"config": asdict(self.cfg), "state_dim": self.state_dim, "action_dim": self.action_dim,
+                                "image_shapes": {k: list(v) for k, v in self.encoder.image_shapes.items()}
+                                if self.encoder is not None else None,
                                 "num_updates": self.num_updates, "num_actor_updates": self.num_actor_updates,
                                 "version": self.version, "env_steps": self.env_steps, "optimizers": {}}
         for name, opt in self._optimizers().items():
@@ -302,7 +347,8 @@ class ResidualLearner:
             if not (d / f).exists():
                 raise FileNotFoundError(f"learner checkpoint {d} is missing {f}")
         meta = yaml.safe_load((d / "learner.yaml").read_text())
-        learner = cls(meta["state_dim"], meta["action_dim"], ResidualConfig(**meta["config"]), device)
+        shapes = {k: tuple(v) for k, v in (meta.get("image_shapes") or {}).items()} or None
+        learner = cls(meta["state_dim"], meta["action_dim"], ResidualConfig(**meta["config"]), device, shapes)
         tensors = load_file(str(d / "learner.safetensors"), device=str(learner.device))
         for name, mod in learner._modules().items():
             mod.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + "/")})
@@ -318,8 +364,9 @@ class ResidualLearner:
         return learner
 
     def _modules(self) -> dict[str, nn.Module]:
-        return {"actor": self.actor, "actor_target": self.actor_target,
+        mods = {"actor": self.actor, "actor_target": self.actor_target,
                 "critic": self.critic, "critic_target": self.critic_target}
+        return {**mods, "encoder": self.encoder} if self.encoder is not None else mods
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"actor": self.actor_opt, "critic": self.critic_opt}
@@ -329,8 +376,15 @@ class ResidualLearner:
 class ResidualPolicy:
     """Actor-side inference on CPU: base action + (noisy) residual -> executed action."""
 
-    def __init__(self, state_dim: int, action_dim: int, cfg: ResidualConfig, seed: int = 0) -> None:
+    def __init__(self, state_dim: int, action_dim: int, cfg: ResidualConfig, seed: int = 0,
+                 image_shapes: dict[str, tuple[int, ...]] | None = None) -> None:
+        """`state_dim`: what the actor reads besides drq features (state, or [state, frozen features]);
+        `image_shapes` (rl.encoder=drq): the cameras the published encoder reads."""
         self.cfg = cfg
+        self.encoder = make_drq_encoder(cfg, image_shapes)
+        if self.encoder is not None:
+            self.encoder.eval().requires_grad_(False)
+            state_dim += self.encoder.out_dim
         self.net = ResidualActor(state_dim, action_dim, cfg).eval()
         self.rng = np.random.default_rng(seed)
         self.version = 0
@@ -341,8 +395,15 @@ class ResidualPolicy:
         self._noise = None
 
     def load_weights(self, tensors: dict[str, np.ndarray], version: int) -> None:
-        self.net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
+        t = {k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}
+        self.net.load_state_dict({k: v for k, v in t.items() if not k.startswith("encoder/")})
+        if self.encoder is not None:
+            self.encoder.load_state_dict({k[len("encoder/"):]: v for k, v in t.items() if k.startswith("encoder/")})
         self.version = version
+
+    def features(self, obs: dict[str, np.ndarray]) -> np.ndarray | None:
+        """rl.encoder=drq: the published encoder's features of this observation's frames (else None)."""
+        return None if self.encoder is None else self.encoder.encode(obs)
 
     @torch.no_grad()
     def residual(self, state: np.ndarray, base_action: np.ndarray) -> np.ndarray:

@@ -101,7 +101,9 @@ class Actor:
                  features: FrozenImageEncoder | None = None) -> None:
         self.env, self.cfg, self.features = env, cfg, features
         state_dim = int(env.observation_space[STATE_KEY].shape[0]) + (features.dim if features else 0)
-        self.policy = ResidualPolicy(state_dim, int(env.action_space.shape[0]), rl, seed=cfg.seed)
+        cams = {k: tuple(sp.shape) for k, sp in env.observation_space.spaces.items() if k.startswith(IMAGE_PREFIX)}
+        self.policy = ResidualPolicy(state_dim, int(env.action_space.shape[0]), rl, seed=cfg.seed,
+                                     image_shapes=cams if rl.encoder == "drq" else None)
         self.stepper = ChunkStepper(base, cfg.n_action_steps or None)
         self.warmup = rl.warmup_env_steps
         self.steps = self.episodes = self.successes = 0
@@ -126,7 +128,8 @@ class Actor:
         base_action = self.stepper.next_action(self.obs)  # (A,)
         mode = "warmup" if self.steps < self.warmup else "train"
         feats = None if self.features is None else self.features(self.obs)  # once per step, logged with it
-        action = self.policy.act(rl_state(self.obs[STATE_KEY], feats), base_action, mode)
+        learned = self.policy.features(self.obs)  # rl.encoder=drq: the published encoder's (the learner re-encodes)
+        action = self.policy.act(rl_state(self.obs[STATE_KEY], feats if learned is None else learned), base_action, mode)
         next_obs, reward, terminated, truncated, info = self.env.step(action)
         executed = np.asarray(info.get(INFO_INTERVENTION_ACTION, action), np.float32)  # a human took over
         self.rec.add(self.obs, executed, base_action, reward, info.get(INFO_INTERVENTION, False), feats)

@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 
 from robotlearn.atomic_dir import atomic_dir, recover_dir
-from robotlearn.envs.interface import STATE_KEY, EnvInfo
+from robotlearn.envs.interface import IMAGE_PREFIX, STATE_KEY, EnvInfo
 from robotlearn.policies.base import BasePolicy
 from robotlearn.config import check_ranges
 from robotlearn.progress import progress_bar, progress_mode
@@ -83,6 +83,11 @@ class Learner:
         self.out.mkdir(parents=True, exist_ok=True)
         self.rng = np.random.default_rng(cfg.seed)
         self.features = features
+        # rl.encoder=drq: the learner trains a camera encoder, so the buffers keep every camera's frames
+        self.cameras = {k: tuple(sp.shape) for k, sp in obs_space.spaces.items()
+                        if k.startswith(IMAGE_PREFIX)} if rl.encoder == "drq" else {}
+        if rl.encoder == "drq" and not self.cameras:
+            raise ValueError(f"rl.encoder=drq: env {env_info.name} has no cameras (images/<cam>); use rl.encoder=none")
         if features:
             features.check_shapes({k: sp.shape for k, sp in obs_space.spaces.items()}, f"env {env_info.name}")
         state_dim = int(obs_space[STATE_KEY].shape[0]) + (features.dim if features else 0)
@@ -91,7 +96,7 @@ class Learner:
         resumed = cfg.resume and (ckpt / "learner.yaml").exists()
         if resumed:
             self.learner = ResidualLearner.load(ckpt, cfg.device or None)
-            fixed = ("num_critics", "hidden_dim", "num_layers", "residual_scale")
+            fixed = ("num_critics", "hidden_dim", "num_layers", "residual_scale", "encoder")
             changed = {k: (getattr(self.learner.cfg, k), getattr(rl, k)) for k in fixed
                        if getattr(self.learner.cfg, k) != getattr(rl, k)}
             if changed or (self.learner.state_dim, self.learner.action_dim) != (state_dim, action_dim):
@@ -101,7 +106,7 @@ class Learner:
             self.learner.cfg = rl  # runtime knobs (lr, utd, noise) may change on resume
             log.info("resumed learner from %s at update %d", ckpt, self.learner.num_updates)
         else:
-            self.learner = ResidualLearner(state_dim, action_dim, rl, cfg.device or None)
+            self.learner = ResidualLearner(state_dim, action_dim, rl, cfg.device or None, self.cameras or None)
         self.learn_start = -1
         if resumed and not (ckpt / "runtime.yaml").exists():  # atomic_dir writes all files or none
             raise ValueError(f"cannot resume {ckpt}: it has no runtime.yaml (not written by this learner, or "
@@ -114,7 +119,7 @@ class Learner:
             _load_torch_rng(ckpt / "rng.safetensors")
 
         # demo buffer (frozen, relabelled with the base's actions) and online buffer; the RL sees state only
-        keys = ["state", "action", "base_action"]
+        keys = ["state", "action", "base_action", *self.cameras]
         self.demo_buffer: TransitionBuffer | None = None
         if demos:
             self.demo_buffer = self._load_demos(EpisodeDataset(demos, key_map=demo_keys), base, keys)
@@ -132,7 +137,7 @@ class Learner:
         if cfg.resume and log_path.exists():
             ds = EpisodeDataset(log_path)
             # one read of the whole log (features, not frames, with rl.encoder=base), then sliced per episode
-            data = ds.load(list(EPISODE_ARRAYS) + ([FEATURES_KEY] if features else []))
+            data = ds.load(list(EPISODE_ARRAYS) + ([FEATURES_KEY] if features else []) + list(self.cameras))
             term, succ, ver = (ds.meta_array(k) for k in ("terminated", "success", "policy_version"))
             start = 0
             for i, end in enumerate(ds.episode_ends):
@@ -166,10 +171,10 @@ class Learner:
 
         if ds.n_episodes == 0:
             raise ValueError(f"demo dataset {ds.path} has no committed episodes")
-        missing = [k for k in ("state", "action", "reward") if k not in ds.keys]
+        missing = [k for k in ("state", "action", "reward", *self.cameras) if k not in ds.keys]
         if missing:
             raise ValueError(f"demo dataset {ds.path} lacks data/{', data/'.join(missing)} (it has {ds.keys}); "
-                             f"demos need state, action and reward per step")
+                             f"demos need state, action and reward per step (and the cameras, with rl.encoder=drq)")
         if base is None:
             log.warning("no replayable base for the demos: their base_action is the recorded demo action")
         buf = TransitionBuffer(keys, n_step=self.rl.n_step, gamma=self.rl.gamma, capacity=max(ds.n_steps, 1))
@@ -222,7 +227,8 @@ class Learner:
     def _for_buffer(self, ep: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """An episode's arrays as the networks read them: state = [state, features] with rl.encoder=base."""
         return {"state": rl_state(ep["state"], ep[FEATURES_KEY] if self.features else None),
-                "action": ep["action"], "base_action": ep["base_action"], "reward": ep["reward"]}
+                "action": ep["action"], "base_action": ep["base_action"], "reward": ep["reward"],
+                **{k: ep[k] for k in self.cameras}}  # rl.encoder=drq: the frames, encoded by the learner
 
     def _record(self, length: int, success: bool, ret: float, version: int) -> None:
         steps = (self.episodes[-1]["env_steps"] if self.episodes else 0) + length
@@ -374,8 +380,10 @@ def _load_torch_rng(path: Path) -> None:
 
 def _to_learner_batch(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """TransitionBuffer sample keys -> ResidualLearner batch keys (see residual.py docstring)."""
-    return {"state": b["state"], "base_action": b["base_action"], "action": b["action"], "reward": b["reward"],
-            "discount": b["discount"], "next_state": b["next/state"], "next_base_action": b["next/base_action"]}
+    out = {"state": b["state"], "base_action": b["base_action"], "action": b["action"], "reward": b["reward"],
+           "discount": b["discount"], "next_state": b["next/state"], "next_base_action": b["next/base_action"]}
+    out.update({k: v for k, v in b.items() if "images/" in k})  # rl.encoder=drq: frames and next/ frames
+    return out
 
 
 def run_learner(transport: LearnerTransport, rl: ResidualConfig, cfg: LearnerConfig, env_info: EnvInfo, obs_space,
