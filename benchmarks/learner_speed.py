@@ -19,6 +19,12 @@ SB3 SAC does E target fwd + 3E critic + 3E actor (fwd + bwd incl. critic weight 
 every update) = 7E. At E = 10 that caps fp32 at 70/42 = 1.67x, printed as "matmul bound".
 
     .venv/bin/python benchmarks/learner_speed.py [--updates 200] [--rounds 5] [--threads 2] [--precision fp32 bf16]
+
+`--obs pixels` instead times learner updates from cameras (batch 256, --size px frames, 1 and 2 cameras)
+next to state-only in the same run: rl.encoder=base (the learner sees frozen features, 64 per camera, as a
+wider state) and rl.encoder=drq (conv encoders trained through the critic, frames decoded each update):
+
+    .venv/bin/python benchmarks/learner_speed.py --obs pixels [--size 84] [--updates 5] [--critics 10 2]
 """
 from __future__ import annotations
 
@@ -144,6 +150,37 @@ def interleaved(fns: dict, n: int, rounds: int) -> dict[str, list[float]]:
     return out
 
 
+def image_batch(rng: np.random.Generator, state_dim: int, cams: int, size: int) -> dict[str, np.ndarray]:
+    b = {k: rng.normal(size=(B, state_dim)).astype(np.float32) for k in ("state", "next_state")}
+    b.update({k: rng.uniform(-1, 1, (B, A)).astype(np.float32) for k in ("action", "base_action", "next_base_action")})
+    b["reward"], b["discount"] = (rng.random(B) < 0.1).astype(np.float32), np.full(B, 0.99**3, np.float32)
+    for i in range(cams):
+        for pre in ("", "next/"):
+            b[f"{pre}images/cam{i}"] = rng.integers(0, 255, (B, size, size, 3), dtype=np.uint8)
+    return b
+
+
+def pixels(args) -> None:
+    """Updates/s: state only, encoder=base features, encoder=drq frames; 1 and 2 cameras."""
+    rng = np.random.default_rng(0)
+    feat = 64  # a BC checkpoint's keypoint features per camera (image_keypoints 32 -> 2 x 32)
+    print(f"device={args.device} threads={args.threads} batch={B} hidden=256 state={S} action={A} frames "
+          f"{args.size}x{args.size} timed updates={args.updates}")
+    print("| critics | input | upd/s | ms/update |\n|---|---|---|---|")
+    for e in args.critics:
+        rows = [("state only", S, 0, "none"), ("encoder=base, 1 camera", S + feat, 0, "none"),
+                ("encoder=base, 2 cameras", S + 2 * feat, 0, "none"), ("encoder=drq, 1 camera", S, 1, "drq"),
+                ("encoder=drq, 2 cameras", S, 2, "drq")]
+        for name, sd, cams, enc in rows:
+            cfg = ResidualConfig(num_critics=e, critic_warmup_updates=0, encoder=enc)
+            shapes = {f"images/cam{i}": (args.size, args.size, 3) for i in range(cams)} or None
+            learner = ResidualLearner(sd, A, cfg, args.device, image_shapes=shapes)
+            batch = image_batch(rng, sd, cams, args.size)
+            n = args.updates if cams else max(args.updates, 50)
+            ups = time_it(lambda: learner.update(batch), n, learner.device, warmup=2)
+            print(f"| {e} | {name} | {ups:.1f} | {1e3 / ups:.0f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--updates", type=int, default=200, help="timed updates per measurement")
@@ -152,9 +189,13 @@ def main() -> None:
     ap.add_argument("--critics", type=int, nargs="+", default=[10, 2])
     ap.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (robust to shared CPUs)")
     ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"], help="learner precision(s)")
+    ap.add_argument("--obs", default="state", choices=["state", "pixels"], help="pixels: updates from cameras")
+    ap.add_argument("--size", type=int, default=84, help="--obs pixels: frame size")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.obs == "pixels":
+        return pixels(args)
     print(f"device={args.device} threads={args.threads} batch={B} hidden=256 state={S} action={A} "
           f"timed updates={args.updates}")
     rows = []
