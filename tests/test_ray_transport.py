@@ -118,3 +118,36 @@ def test_corrupt_payload_reaches_learner_as_clear_error(ray_session):
     with pytest.raises(messages.MessageError, match="header"):
         messages.Episode.decode(payload)
     assert learner.stats()["received"]["bad"]["unreadable"] == 1
+
+
+def test_signed_ray_wire_drops_what_the_key_did_not_sign(ray_session):
+    """runtime.auth_key_file on Ray: a signed actor's episodes arrive unsigned-stripped, a rogue unsigned
+    push is dropped and counted, and actors take only weights signed with the key."""
+    key = messages.Signer(b"k" * 32)
+    hub = make_hub()
+    actor = RayActorTransport(hub, "signed", flush_s=0.0, poll_s=0.0, signer=key)
+    rogue = RayActorTransport(hub, "rogue", flush_s=0.0)
+    learner = RayLearnerTransport(hub, signer=key)
+    arrays = {"state": np.zeros((3, 2), np.float32), "action": np.zeros((3, 2), np.float32),
+              "base_action": np.zeros((3, 2), np.float32), "reward": np.zeros(3, np.float32),
+              "is_intervention": np.zeros(3, bool)}
+    ep = messages.Episode(arrays, success=True, terminated=True, policy_version=4).encode()
+    actor.send_episode(ep)
+    rogue.send_episode(ep)
+    actor.close()
+    rogue.close()
+    got, deadline = [], time.monotonic() + 10
+    while len(got) + learner.rejected < 2 and time.monotonic() < deadline:
+        got += learner.recv_episodes(timeout=1)
+    assert got == [ep] and learner.rejected == 1
+    unsigned = RayLearnerTransport(hub)  # a learner without the key publishing weights: actors drop them
+    unsigned.publish_weights(messages.encode_weights(1, {"w": np.ones(2, np.float32)}))
+    deadline = time.monotonic() + 5
+    while actor.bad_weights == 0 and time.monotonic() < deadline:
+        assert actor.poll_weights() is None
+    assert actor.bad_weights == 1
+    learner.publish_weights(messages.encode_weights(2, {"w": np.ones(2, np.float32)}))
+    upd, deadline = None, time.monotonic() + 10
+    while upd is None and time.monotonic() < deadline:
+        upd = actor.poll_weights()
+    assert messages.decode_weights(upd)[0] == 2
