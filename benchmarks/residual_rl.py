@@ -63,6 +63,7 @@ def rl_config(name: str, scratch: bool, sets: list[str] = ()) -> ResidualConfig:
     """configs/rl/<name>.yaml + `sets` (KEY=VALUE, typed and checked like `robotlearn finetune rl.KEY=VALUE`)."""
     import yaml
 
+    import robotlearn.cli.finetune  # noqa: F401 - registers the schemas configs/finetune.yaml composes onto
     from robotlearn.cli.config import compose, to_dataclass
     from robotlearn.envs.registry import config_root
 
