@@ -92,16 +92,13 @@ def weights_actor(domain: int) -> None:
 
 
 # --- measurements -------------------------------------------------------------------
-def control_loop(hz: float, seconds: float, publish_hz: float, domain: int, tmp: Path,
-                 fresh_wait_s: float | None = None) -> dict:
+def control_loop(hz: float, seconds: float, publish_hz: float, domain: int, tmp: Path) -> dict:
     from hw_drivers.ros2_env import Ros2RobotEnv
     from robotlearn.rl.residual import ResidualConfig, ResidualPolicy
 
     params = yaml.safe_load((REPO / "configs/ros2/panda_sim.yaml").read_text())
     params["robot"]["control_hz"] = hz
     params["env"]["horizon"] = 100_000
-    if fresh_wait_s is not None:
-        params["env"]["fresh_state_wait_s"] = fresh_wait_s
     params["sim"]["publish_hz"] = publish_hz
     params["dds"]["domain_id"] = domain
     params["robot"]["staleness"]["state_s"] = 1.0  # measure stalls as jitter instead of aborting on a busy machine
@@ -241,8 +238,6 @@ def main() -> None:
     ap.add_argument("--publish-hz", type=float, default=250.0, help="robot node JointState rate (divides 500 Hz physics)")
     ap.add_argument("--weights-mb", type=float, nargs="+", default=[1.0, 10.0])
     ap.add_argument("--reps", type=int, default=10)
-    ap.add_argument("--fresh-wait", type=float, default=None,
-                    help="env.fresh_state_wait_s for the stack (default: the params' own; 0 = act on the cached state)")
     ap.add_argument("--domain-id", type=int, default=150 + os.getpid() % 50)
     ap.add_argument("--plot", default="outputs/ros2_loop.png", help="latency CDF plot ('' to skip)")
     args = ap.parse_args()
@@ -255,7 +250,7 @@ def main() -> None:
           f"{args.publish_hz:g} Hz, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}); logs in {tmp}")
     rows = []
     for hz in args.rates:
-        r = control_loop(hz, args.seconds, args.publish_hz, args.domain_id, tmp, args.fresh_wait)
+        r = control_loop(hz, args.seconds, args.publish_hz, args.domain_id, tmp)
         r.update(ping_pong(args.publish_hz, args.seconds, args.domain_id))
         r["latency_ratio_p50"] = r["latency_ms_p50"] / r["pingpong_ms_p50"]
         r["latency_ratio_p99"] = r["latency_ms_p99"] / r["pingpong_ms_p99"]

@@ -170,9 +170,6 @@ class EnvParams:
     ee_target_high: list[float] = field(default_factory=list)
     reset_timeout_s: float = 10.0
     terminate_on_success: bool = True
-    # After each control tick, wait up to this long for a JointState newer than the tick, so the policy acts on
-    # the freshest state rather than one up to a publish period old (0: take the newest cached one at once).
-    fresh_state_wait_s: float = 0.005
 
 
 @dataclass
@@ -277,9 +274,6 @@ def validate(p: NodeParams, where: str) -> NodeParams:
     if r.task_state_topic and r.task_state_dim <= 0:
         raise ParamError(f"{where}: robot.task_state_topic needs robot.task_state_dim > 0")
     e = p.env
-    if e.fresh_state_wait_s < 0 or e.fresh_state_wait_s >= 1.0 / r.control_hz:
-        raise ParamError(f"{where}: env.fresh_state_wait_s must be in [0, one control period "
-                         f"{1.0 / r.control_hz:.3f} s), got {e.fresh_state_wait_s}")
     if (e.action_mode == "ee_delta" or e.include_tcp) and not (ws.mjcf and ws.site):
         raise ParamError(f"{where}: env.action_mode=ee_delta and env.include_tcp need the robot's kinematics: "
                          f"robot.limits.workspace.mjcf and .site")

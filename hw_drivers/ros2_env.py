@@ -369,10 +369,6 @@ class Ros2RobotEnv(RobotEnv):
             time.sleep(self._tick - now)
         self.timing["steps"] += 1
         self.timing["periods"].append(time.monotonic())
-        wait = self.p.env.fresh_state_wait_s
-        if wait > 0:  # act on a state measured after the tick, not one up to a publish period old
-            topic = self.p.robot.state_topic
-            self.cache.wait_newer(topic, self.cache.count(topic), wait)
 
     def close(self) -> None:
         self.ros.close()

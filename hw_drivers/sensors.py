@@ -37,7 +37,7 @@ class TopicCache:
 
     def __init__(self) -> None:
         self._slots: dict[str, _Slot] = {}
-        self._lock = threading.Condition()  # notified on every message (wait_newer)
+        self._lock = threading.Lock()
 
     def subscribe(self, node, msg_type, topic: str, qos, convert: Callable[[Any], Any]) -> None:
         self._slots[topic] = _Slot()
@@ -55,7 +55,6 @@ class TopicCache:
                     slot.error = err
                 slot.stamp = time.monotonic()
                 slot.count += 1
-                self._lock.notify_all()
 
         node.create_subscription(msg_type, topic, cb, qos)
 
@@ -93,11 +92,6 @@ class TopicCache:
     def clear(self, topic: str) -> None:
         with self._lock:
             self._slots[topic] = _Slot()
-
-    def wait_newer(self, topic: str, count: int, timeout: float) -> bool:
-        """Block (at most `timeout` s) until `topic` has more than `count` messages; True if it has."""
-        with self._lock:
-            return self._lock.wait_for(lambda: self._slots[topic].count > count, timeout)
 
     def wait_new(self, topics: list[str], after_counts: dict[str, int], n: int, timeout: float) -> None:
         """Block until each topic got `n` messages beyond `after_counts` (e.g. after a reset)."""
