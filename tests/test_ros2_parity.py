@@ -105,7 +105,9 @@ def test_peg_insert_is_served_without_node_changes(tmp_path):
         assert env.horizon == 100 and env.name == "ros2/panda_peg_insert"
         np.testing.assert_allclose(env.p.env.ee_home_q, PEG_HOME_Q)
         o, info = env.reset()
-        np.testing.assert_allclose(o["state"][:7], PEG_HOME_Q, atol=0.03)  # reset by the task: its posture, not lift's
+        # reset by the task: its posture, not lift's (>= 0.3 rad away on joints 2 and 6); the first observation after
+        # a reset can still be settling by up to ~0.06 rad when the cores are busy
+        np.testing.assert_allclose(o["state"][:7], PEG_HOME_Q, atol=0.1)
         assert not info["success"]
 
 
