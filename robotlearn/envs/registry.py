@@ -129,12 +129,16 @@ def _resolve(name: str | dict, overrides: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"env {name if isinstance(name, str) else cfg.get('_target_')!r}: "
                           f"overrides may not set {special}")
     cfg.update(overrides)
-    required = sorted(k for k, v in cfg.items() if v == "???")  # `???` in an env YAML: the user must set it
-    if required:
-        raise ConfigError(f"env {name if isinstance(name, str) else cfg.get('_target_')!r} needs "
-                          + ", ".join(f"env.{k}=<...>" for k in required)
-                          + (" (a ROS 2 robot: env.params=<robot params YAML>)" if "params" in required else ""))
+    check_required(cfg, f"env {name if isinstance(name, str) else cfg.get('_target_')!r}")
     return cfg
+
+
+def check_required(cfg: dict[str, Any], who: str) -> None:
+    """`???` in an env YAML is a value the user must give (configs/env/ros2/custom.yaml's params)."""
+    required = sorted(k for k, v in cfg.items() if v == "???")
+    if required:
+        raise ConfigError(f"{who} needs " + ", ".join(f"env.{k}=<...>" for k in required)
+                          + (" (a ROS 2 robot: env.params=<robot params YAML>)" if "params" in required else ""))
 
 
 def make_env(name: str | dict, **overrides: Any) -> RobotEnv:

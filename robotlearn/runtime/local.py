@@ -69,9 +69,8 @@ def _run_learner(transport: LocalLearnerTransport, stop):
     return body
 
 
-def _actor_entry(transport: LocalActorTransport, spec_json: str, index: int, stop) -> None:
-    spec = RunSpec.from_json(spec_json)
-    _child(actor_name(spec, index), spec_json, _run_actor(index, transport), stop)
+def _actor_entry(transport: LocalActorTransport, spec_json: str, index: int, name: str, stop) -> None:
+    _child(name, spec_json, _run_actor(index, transport), stop)
 
 
 def _learner_entry(transport: LocalLearnerTransport, spec_json: str, stop) -> None:
@@ -79,8 +78,8 @@ def _learner_entry(transport: LocalLearnerTransport, spec_json: str, stop) -> No
 
 
 def spawn_actor(ctx, transport: LocalActorTransport, spec: RunSpec, index: int, stop):
-    p = ctx.Process(target=_actor_entry, args=(transport, spec.to_json(), index, stop),
-                    name=actor_name(spec, index), daemon=True)
+    name = actor_name(spec, index)
+    p = ctx.Process(target=_actor_entry, args=(transport, spec.to_json(), index, name, stop), name=name, daemon=True)
     p.start()
     return p
 

@@ -130,10 +130,10 @@ class RunSpec:
         self.runtime = runtime_config(self.runtime)
         if not self.env:
             raise ConfigError("the run needs env=<name>, e.g. env=sim/reach")
-        required = sorted(k for k, v in self.env.items() if v == "???") if isinstance(self.env, dict) else []
-        if required:
-            raise ConfigError("the run's env needs " + ", ".join(f"env.{k}=<...>" for k in required)
-                              + (" (a ROS 2 robot: env.params=<robot params YAML>)" if "params" in required else ""))
+        if isinstance(self.env, dict):
+            from robotlearn.envs.registry import check_required
+
+            check_required(self.env, "the run's env")
         if self.demos == "":
             self.demos = None
         check_reward(self.reward)
