@@ -128,9 +128,10 @@ def test_ee_delta_moves_the_robot_tcp_as_it_moves_the_sim_tcp(lift_robot):
         print(f"axis {axis}: robot moved {np.round(moved * 1e3, 1)} mm, sim {np.round(sim_moved * 1e3, 1)} mm")
         off = [i for i in range(3) if i != axis]
         # measured here: the sim TCP covers 68-80 mm of the 100 mm commanded (each step starts from the measured
-        # pose, and position control lags), the robot 60-71 mm (real-time command and state latency on top)
-        assert moved[axis] > 0.05, (axis, moved)
-        assert abs(moved[axis] - sim_moved[axis]) < 0.02, (axis, moved, sim_moved)
+        # pose, and position control lags), the robot 54-71 mm on a quiet machine and down to 48 mm while the rest
+        # of the suite loads the cores (real-time command and state latency on top of the sim's lag); it never
+        # goes further than the sim
+        assert 0.6 * sim_moved[axis] < moved[axis] < sim_moved[axis] + 0.01, (axis, moved, sim_moved)
         assert np.abs(moved[off]).max() < 0.012, (axis, moved)  # the other axes (and orientation) held
     sim.close()
 
