@@ -110,3 +110,11 @@ def test_resume_from_a_checkpoint_without_runtime_yaml_is_refused(tmp_path):
             Learner(None, rl, lc, env.env_info, env.observation_space)
     finally:
         env.close()
+
+
+def test_collect_refuses_a_non_positive_teleop_wait(capsys):
+    from robotlearn.cli import collect
+
+    with pytest.raises(SystemExit):
+        collect.main(["env=sim/reach", "teleop=true", "teleop_wait_s=0", "out=/tmp/never.zarr"])
+    assert "teleop_wait_s must be in (0, inf), got 0" in capsys.readouterr().err

@@ -72,29 +72,29 @@ def _wait_for_log(tmp_path, timeout: float = 60.0) -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("in_process", [True, False], ids=["learner-in-main", "learner-process"])
-def test_killed_actor_ends_the_run_within_5s_naming_it(tmp_path, in_process):
+def _kill_during_run(tmp_path, in_process: bool, victim: str) -> tuple[mp.Process, BaseException, float]:
+    """Start a local run, SIGKILL its child `victim` once episodes are logged: (victim, the run's error, delay)."""
     th, box = _run_in_thread(_spec(tmp_path, in_process))
-    actor = _child("actor-0")
+    proc = _child(victim)
     _wait_for_log(tmp_path)
-    os.kill(actor.pid, signal.SIGKILL)
+    os.kill(proc.pid, signal.SIGKILL)
     t_kill = time.monotonic()
     th.join(60)
     assert isinstance(box.get("error"), RunError), box
-    assert box["t"] - t_kill < NOTICE_S
-    msg = str(box["error"])
+    return proc, box["error"], box["t"] - t_kill
+
+
+@pytest.mark.parametrize("in_process", [True, False], ids=["learner-in-main", "learner-process"])
+def test_killed_actor_ends_the_run_within_5s_naming_it(tmp_path, in_process):
+    actor, error, delay = _kill_during_run(tmp_path, in_process, "actor-0")
+    assert delay < NOTICE_S
+    msg = str(error)
     assert f"actor-0 (pid {actor.pid}) was killed by SIGKILL" in msg and "logs/actor-0.log" in msg
 
 
 def test_killed_learner_process_ends_the_run_naming_it(tmp_path):
-    th, box = _run_in_thread(_spec(tmp_path, in_process=False))
-    learner = _child("learner")
-    _wait_for_log(tmp_path)
-    os.kill(learner.pid, signal.SIGKILL)
-    t_kill = time.monotonic()
-    th.join(60)
-    assert isinstance(box.get("error"), RunError), box
-    assert box["t"] - t_kill < NOTICE_S and "learner" in str(box["error"]) and "SIGKILL" in str(box["error"])
+    _, error, delay = _kill_during_run(tmp_path, False, "learner")
+    assert delay < NOTICE_S and "learner" in str(error) and "SIGKILL" in str(error)
 
 
 MAIN = """

@@ -119,7 +119,7 @@ def test_the_episode_log_records_which_source_gave_the_reward(tmp_path):
     wrapped.close()
 
 
-def test_label_reward_needs_a_label_input():
+def test_label_reward_needs_a_label_input(capsys):
     from robotlearn.cli import collect
     from robotlearn.config import ConfigError
     from robotlearn.envs import make_env
@@ -137,3 +137,4 @@ def test_label_reward_needs_a_label_input():
         RunSpec(env="sim/reach", reward="human")
     with pytest.raises(SystemExit):
         collect.main(["env=sim/reach", "episodes=1", "reward=label", "out=/tmp/never.zarr", "progress=off"])
+    assert "reward=label: env 'sim/reach' has no human label input" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from typing import Any, Optional
 import numpy as np
 
 from robotlearn.cli.config import ConfigError, fail, load
+from robotlearn.config import check_ranges
 from robotlearn.data import EpisodeDataset, EpisodeWriter
 from robotlearn.data.layout import DatasetError
 from robotlearn.envs import make_env
@@ -52,6 +53,7 @@ class CollectConfig:
     def __post_init__(self) -> None:
         self.progress = progress_mode(self.progress)
         check_reward(self.reward)
+        check_ranges(self, "", teleop_wait_s="(0, inf)")
 
 
 def make_actor(cfg: CollectConfig, env: RobotEnv, seed: int) -> tuple[BasePolicy, str]:
