@@ -153,13 +153,19 @@ def headroom(task: str, bc: str, scales: list[float], episodes: int, seed: int =
 
 
 def run_rl(task: str, base_spec: str, demos: str, rl: ResidualConfig, steps: int, eval_every: int, episodes: int,
-           seed: int, work: Path) -> dict:
-    """Actor and Learner in lock-step: UTD exactly rl.utd; returns the eval curve and timings."""
+           seed: int, work: Path, env_kwargs: dict | None = None, reward: str = "env") -> dict:
+    """Actor and Learner in lock-step: UTD exactly rl.utd; returns the eval curve and timings.
+
+    The actor's env is `task` with `env_kwargs` and the reward source `reward` (robotlearn/rewards/sources.py);
+    evaluation always runs the plain task and counts its own success detector.
+    """
     import shutil
+
+    from robotlearn.rewards.sources import with_reward
 
     shutil.rmtree(work, ignore_errors=True)  # a fresh online log per run
     torch.manual_seed(seed)
-    env = make_env(task)
+    env = with_reward(make_env(task, **(env_kwargs or {})), reward)
     inline = Inline()
     lc = LearnerConfig(out_dir=str(work), resume=False, tensorboard=False, progress=False, seed=seed)
     demo_base = None if base_entry(base_spec).needs_env else make_base(base_spec, env, seed=seed)  # None: recorded
@@ -171,7 +177,8 @@ def run_rl(task: str, base_spec: str, demos: str, rl: ResidualConfig, steps: int
         if actor.steps // eval_every >= len(curve):  # eval points at 0, eval_every, ...
             s = eval_success(task, base_spec, learner, episodes, seed)
             curve.append((actor.steps, s))
-            print(f"    {task} {'scratch' if base_spec == 'zero' else 'residual'} seed {seed}: "
+            print(f"    {task} {'scratch' if base_spec == 'zero' else 'residual'} seed {seed}"
+                  f"{'' if reward == 'env' and not env_kwargs else f' ({reward} reward, {env_kwargs})'}: "
                   f"step {actor.steps:>6} success {s:.0%} ({train_wall:.0f}s training wall)", flush=True)
             if s >= TARGET and t_target is None:
                 t_target, step_target = train_wall, actor.steps
