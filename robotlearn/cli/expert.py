@@ -49,6 +49,7 @@ def evaluate_expert(env, noise: float, episodes: int, seed: int, progress: str |
     for i in progress_bar(range(episodes), desc=desc, unit="ep", mode=progress, leave=False):
         obs, info = env.reset(seed=seed + i)
         expert.reset()
+        expert.seed_episode(seed + i)  # as collect seeds it: the table predicts `collect seed=<seed>`'s episodes
         done = False
         while not done:
             obs, _, term, trunc, info = env.step(expert.act(obs)[0])

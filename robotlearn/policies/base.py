@@ -3,6 +3,12 @@
 The residual learner treats every base (BC-MLP, diffusion, a scripted controller,
 the zero base) as a black box through this contract. Actions are in the env's
 normalised [-1, 1] space; a chunk is (T, A) with T = `action_chunk_size`.
+
+A policy that draws random numbers while it acts (a noisy scripted expert, diffusion
+sampling) also has `seed_episode(seed)`: rollouts call it after `reset()` with the
+episode's reset seed (`ChunkStepper.reset(seed=...)`), so an episode's actions depend on
+that seed alone, not on the episodes before it. That is what lets `collect` and `eval`
+with `num_envs=N` and a resumed collection reproduce one uninterrupted process exactly.
 """
 from __future__ import annotations
 
@@ -51,8 +57,11 @@ class ChunkStepper:
         self._chunk: np.ndarray | None = None
         self._i = 0
 
-    def reset(self) -> None:
+    def reset(self, seed: int | None = None) -> None:
+        """Start an episode; `seed` (its reset seed) also seeds a policy that samples (`seed_episode`)."""
         self.policy.reset()
+        if seed is not None and hasattr(self.policy, "seed_episode"):
+            self.policy.seed_episode(int(seed))
         self._chunk, self._i = None, 0
 
     def next_action(self, obs: dict[str, np.ndarray]) -> np.ndarray:

@@ -81,6 +81,11 @@ class ChunkedPolicy(nn.Module):
         self._history: deque[dict[str, np.ndarray]] = deque(maxlen=self.n_obs)
         self._chunks: deque[tuple[int, np.ndarray]] = deque()  # (step predicted at, (H, A) chunk)
         self._t = 0
+        self._generator: torch.Generator | None = None  # None: torch's global generator (unseeded episodes)
+
+    def seed_episode(self, seed: int) -> None:
+        """Draw this episode's sampling noise (diffusion) from `seed` alone (base.py: seed_episode)."""
+        self._generator = torch.Generator().manual_seed(int(seed))
 
     def check_obs(self, obs: dict[str, np.ndarray]) -> None:
         for key, shape in self.obs_shapes.items():
@@ -106,7 +111,7 @@ class ChunkedPolicy(nn.Module):
         batch = {k: torch.as_tensor(np.stack([h[k] for h in hist]))[None].to(self.device) for k in self.obs_shapes}
         was_training = self.training
         self.eval()
-        chunk = self.predict_chunk(batch, generator)[0].float().cpu().numpy()  # (H, A)
+        chunk = self.predict_chunk(batch, self._generator if generator is None else generator)[0].float().cpu().numpy()  # (H, A)
         self.train(was_training)
         if self.cfg.temporal_ensemble is None:
             return chunk[: self.n_action_steps].astype(np.float32)

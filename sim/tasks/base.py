@@ -243,8 +243,8 @@ class PandaTaskEnv(RobotEnv):
         self.set_joint_targets(q0, -1.0)
         self._episode += 1
         if self.accepts_interventions:
-            if self._human is None:
-                self._human = self.make_expert(noise=0.0, seed=int(rng.integers(2**31)))
+            if self._human is None:  # noise 0: its seed changes nothing; no draw from rng, so episode 1 is as any other
+                self._human = self.make_expert(noise=0.0, seed=0)
             self._human.reset()
             self._takeover = self.intervene_steps if rng.random() < self.intervene_p else 0
             self._stray: list[float] = []

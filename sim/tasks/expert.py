@@ -5,11 +5,16 @@ small phase machine and emits a normalised [dx, dy, dz, gripper] action
 (chunk size 1). `noise` in [0, 1] degrades it the way a human demonstrator is
 imperfect: Gaussian jitter on the motion, a per-episode aiming error (grasp
 or goal offset) and, rarely, a gripper slip for a few steps. noise=0 is the
-near-perfect expert.
+near-perfect expert. `seed_episode(seed)` draws an episode's noise from that seed
+alone (collect and the expert table pass the episode's reset seed), so an episode is
+the same whatever ran before it; without it the noise is one stream from `seed`.
 """
 from __future__ import annotations
 
 import numpy as np
+
+
+NOISE_STREAM = 0x6E6F6973  # mixed into per-episode noise seeds, so they never equal the env's reset stream
 
 
 class ScriptedExpert:
@@ -30,6 +35,10 @@ class ScriptedExpert:
 
     def reset(self) -> None:
         self._episode = -1
+
+    def seed_episode(self, seed: int) -> None:
+        """This episode's noise from `seed` only (its reset seed; a stream apart from the env's own reset draws)."""
+        self.rng = np.random.default_rng([NOISE_STREAM, int(seed)])
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         if self._episode != self.env._episode:  # new episode, even if reset() was not called
