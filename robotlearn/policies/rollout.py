@@ -14,6 +14,7 @@ import numpy as np
 from robotlearn.envs.interface import IMAGE_PREFIX, RobotEnv
 from robotlearn.policies.base import BasePolicy, ChunkStepper
 from robotlearn.progress import progress_bar
+from robotlearn.runtime.messages import EvalEpisode
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -35,6 +36,20 @@ class EvalResult:
     lengths: list[int]
     frames: list[list[np.ndarray]] = field(default_factory=list, repr=False)  # per recorded episode
     env_successes: int | None = None  # the env's own detector, when the reward came from another source
+    seeds: list[int] = field(default_factory=list)  # per episode, as `returns` and `lengths`
+    success: list[bool] = field(default_factory=list)
+
+    def add(self, ep: EvalEpisode) -> None:
+        """Count one finished episode (in the order of the seeds)."""
+        self.successes += int(ep.success)
+        if ep.env_success is not None:
+            self.env_successes = (self.env_successes or 0) + int(ep.env_success)
+        self.returns.append(ep.ret)
+        self.lengths.append(ep.length)
+        self.seeds.append(ep.seed)
+        self.success.append(bool(ep.success))
+        if ep.frames is not None:
+            self.frames.append(list(ep.frames))
 
     @property
     def success_rate(self) -> float:
@@ -52,13 +67,16 @@ class EvalResult:
                 f"(95% CI {lo:.1%}-{hi:.1%}){env}, mean return {np.mean(self.returns):.3f}, "
                 f"mean length {np.mean(self.lengths):.1f}")
 
-    def to_dict(self) -> dict:
+    def to_dict(self, per_episode: bool = False) -> dict:
         lo, hi = self.interval
         out = {"episodes": self.episodes, "successes": self.successes, "success_rate": self.success_rate,
                "ci95": [lo, hi], "mean_return": float(np.mean(self.returns)),
                "mean_length": float(np.mean(self.lengths))}
         if self.env_successes is not None:
             out["env_success_rate"] = self.env_successes / max(1, self.episodes)
+        if per_episode:
+            out["per_episode"] = {"seed": self.seeds, "success": self.success, "return": self.returns,
+                                  "length": self.lengths}
         return out
 
 
@@ -71,6 +89,30 @@ def frame_of(env: RobotEnv, obs: dict[str, np.ndarray], camera: str | None) -> n
     if key not in obs:
         raise ValueError(f"cannot record video on {env.name}: no render_camera() and no image observation {key!r}")
     return obs[key]
+
+
+def eval_episode(env: RobotEnv, stepper: ChunkStepper, seed: int, record: bool = False,
+                 camera: str | None = None) -> EvalEpisode:
+    """The episode that reset seed `seed` starts, with the policy seeded from it too (`ChunkStepper.reset`):
+    its outcome depends on nothing else, so it is the same in any process (`eval num_envs=N`)."""
+    obs, info = env.reset(seed=seed)
+    stepper.reset(seed=seed)
+    frames = [] if record else None
+    ret, length, success, done = 0.0, 0, bool(info.get("success")), False
+    env_success = None if "env_success" not in info else bool(info["env_success"])
+    while not done:
+        if frames is not None:
+            frames.append(frame_of(env, obs, camera))
+        obs, reward, terminated, truncated, info = env.step(stepper.next_action(obs))
+        ret += reward
+        length += 1
+        success = success or bool(info.get("success"))
+        if "env_success" in info:  # a learned reward: keep the env's own verdict beside it
+            env_success = bool(env_success) or bool(info["env_success"])
+        done = terminated or truncated
+    if frames is not None:
+        frames.append(frame_of(env, obs, camera))
+    return EvalEpisode(seed, success, ret, length, env_success, None if frames is None else np.stack(frames))
 
 
 def evaluate(
@@ -86,27 +128,5 @@ def evaluate(
     stepper = ChunkStepper(policy)
     res = EvalResult(episodes, 0, [], [])
     for ep in progress_bar(range(episodes), desc=f"eval {env.name}", unit="ep", mode=progress, leave=False):
-        obs, info = env.reset(seed=seed + ep)
-        stepper.reset()
-        frames = [] if ep < record_episodes else None
-        ret, length, success, done = 0.0, 0, bool(info.get("success")), False
-        env_success = None if "env_success" not in info else bool(info["env_success"])
-        while not done:
-            if frames is not None:
-                frames.append(frame_of(env, obs, camera))
-            obs, reward, terminated, truncated, info = env.step(stepper.next_action(obs))
-            ret += reward
-            length += 1
-            success = success or bool(info.get("success"))
-            if "env_success" in info:  # a learned reward: keep the env's own verdict beside it
-                env_success = bool(env_success) or bool(info["env_success"])
-            done = terminated or truncated
-        if frames is not None:
-            frames.append(frame_of(env, obs, camera))
-            res.frames.append(frames)
-        res.successes += int(success)
-        if env_success is not None:
-            res.env_successes = (res.env_successes or 0) + int(env_success)
-        res.returns.append(ret)
-        res.lengths.append(length)
+        res.add(eval_episode(env, stepper, seed + ep, ep < record_episodes, camera))
     return res

@@ -2,13 +2,15 @@
 
 No pickle crosses a process or machine boundary. Every message carries its kind
 and schema version so a mismatched peer fails loudly instead of mis-decoding.
-Two kinds travel:
+Three kinds travel:
 
 - `Episode` (actor -> learner): one finished episode, arrays keyed like the zarr
   dataset (`EPISODE_ARRAYS`, plus optional `images/<camera>` uint8 (T, H, W, 3)),
   and its facts (success, terminated, policy version, actor id, times).
 - weights (learner -> actors): the residual actor's tensors; the version lives in
   the header only (`weights_version` reads it without decoding the tensors).
+- `EvalEpisode` (an eval worker -> `robotlearn eval num_envs=N`): one evaluated
+  episode's outcome, and its video frames where it was recorded.
 
 `peek_header` is the one reader of the safetensors header: transports use it to
 count rows or order weights without decoding a payload.
@@ -27,7 +29,7 @@ from robotlearn.envs.interface import IMAGE_PREFIX, STATE_KEY
 
 SCHEMA_VERSION = 2
 MAX_HEADER = 1 << 24  # bytes of JSON header a message may declare
-EPISODE, WEIGHTS = "episode", "weights"
+EPISODE, WEIGHTS, EVAL_EPISODE = "episode", "weights", "eval_episode"
 
 # The arrays every episode carries, (T, ...) each: key -> (dtype, trailing rank).
 EPISODE_ARRAYS: dict[str, tuple[type, int]] = {
@@ -162,6 +164,39 @@ class Episode:
         if kind != EPISODE or "reward" not in shapes or not shapes["reward"]:
             raise MessageError(f"not an episode message (kind={kind!r})")
         return int(shapes["reward"][0])
+
+
+@dataclass
+class EvalEpisode:
+    """One evaluated episode: what `evaluate` counts, the same in process and from an eval worker."""
+
+    seed: int  # the env reset seed it started from
+    success: bool
+    ret: float  # the return, summed in float64 as the rewards came
+    length: int
+    env_success: bool | None = None  # the env's own detector, where the reward came from another source
+    frames: np.ndarray | None = None  # (T + 1, H, W, 3) uint8 video frames, where recorded
+
+    def encode(self) -> bytes:
+        arrays = {} if self.frames is None else {"frames": np.asarray(self.frames, np.uint8)}
+        meta = {"seed": int(self.seed), "success": bool(self.success), "ret": float(self.ret),
+                "length": int(self.length), "env_success": None if self.env_success is None else bool(self.env_success)}
+        return _encode(EVAL_EPISODE, arrays, meta)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> "EvalEpisode":
+        arrays, meta = _decode(EVAL_EPISODE, payload)
+        if set(meta) != {"seed", "success", "ret", "length", "env_success"} or set(arrays) - {"frames"}:
+            raise MessageError(f"eval_episode message has keys {sorted(meta)} and arrays {sorted(arrays)}")
+        frames = arrays.get("frames")
+        if frames is not None and (frames.dtype != np.uint8 or frames.ndim != 4):
+            raise MessageError(f"eval_episode frames are {frames.dtype}{list(frames.shape)}, expected uint8 (T, H, W, 3)")
+        try:
+            env_success = None if meta["env_success"] is None else bool(meta["env_success"])
+            return cls(int(meta["seed"]), bool(meta["success"]), float(meta["ret"]), int(meta["length"]), env_success,
+                       frames)
+        except (TypeError, ValueError) as e:
+            raise MessageError(f"eval_episode header has a value of the wrong type: {e}") from e
 
 
 def encode_weights(version: int, tensors: dict[str, np.ndarray], run: str = "", **meta: Any) -> bytes:
