@@ -324,3 +324,80 @@ def test_resumed_run_spends_only_what_is_left_and_never_repeats_a_reset_seed(tmp
     assert len(set(seeds.tolist())) == log.n_episodes and seeds.min() >= 0  # every episode a new initial state
     names = log.attrs["categories"]["actor_id"]
     assert {names[c] for c in log.meta_array("actor_id")} == {"actor-0"}
+
+
+def _actor_in_thread(cfg: ActorConfig, backlog: int):
+    """run_actor on sim/reach in a thread over the real local transport; the test plays the learner."""
+    import threading
+
+    from robotlearn.envs import make_env
+    from robotlearn.rl.residual import ResidualLearner
+    from robotlearn.runtime.actor import run_actor
+
+    env = make_env(ENV)
+    rl = ResidualConfig(**TINY)
+    learner_t, (actor_t,) = make_local_transports(1, weights_capacity=1 << 20)
+    weights = ResidualLearner(env.observation_space["state"].shape[0], env.action_space.shape[0], rl).actor_weights()
+    publish = lambda v, b: learner_t.publish_weights(encode_weights(v, weights, backlog_steps=b))  # noqa: E731
+    publish(1, backlog)
+    out: dict = {}
+    t = threading.Thread(target=lambda: out.update(run_actor(actor_t, env, make_base("zero", env), rl, cfg)))
+    t.start()
+    return t, out, publish, learner_t
+
+
+def _steps_seen(learner_t) -> int:
+    learner_t.recv_episodes(timeout=0.2)
+    return max((s.get("steps", 0) for _, s in learner_t.heartbeats().values()), default=0)
+
+
+def test_sim_actor_holds_while_the_learner_is_behind_and_resumes_when_it_catches_up():
+    cfg = ActorConfig(max_lead_steps=1000, max_env_steps=150, heartbeat_s=0.1)
+    t, out, publish, learner_t = _actor_in_thread(cfg, backlog=5000)  # the learner owes 5000 steps of updates
+    time.sleep(1.5)
+    assert _steps_seen(learner_t) == 0 and t.is_alive()  # held: not one env step
+    publish(2, 200)  # caught up to within the lead
+    t.join(30)
+    assert not t.is_alive() and out["steps"] >= 150
+    assert 1.0 < out["held_for_learner_s"] < 10
+
+
+def test_a_hold_ends_when_no_weights_arrive_and_max_lead_zero_never_holds():
+    # weights that stop coming (a learner that stopped training) do not hold the actor past learner_timeout_s
+    t, out, _, _ = _actor_in_thread(ActorConfig(max_lead_steps=1000, max_env_steps=150, learner_timeout_s=1.0),
+                                    backlog=5000)
+    t.join(30)
+    assert not t.is_alive() and out["steps"] >= 150 and 0.8 < out["held_for_learner_s"] < 5
+    t, out, _, _ = _actor_in_thread(ActorConfig(max_lead_steps=0, max_env_steps=150), backlog=5000)
+    t.join(30)
+    assert not t.is_alive() and out["held_for_learner_s"] == 0
+    with pytest.raises(Exception, match="max_lead_steps"):
+        ActorConfig(max_lead_steps=-1)
+
+
+def test_learner_weights_report_its_backlog_in_env_steps(tmp_path):
+    from robotlearn.envs import make_env
+    from robotlearn.runtime.actor import Actor
+    from robotlearn.runtime.learner import Learner
+    from robotlearn.runtime.messages import decode_weights
+
+    env = make_env(ENV)
+    rl = ResidualConfig(**{**TINY, "utd": 2})
+    learner_t, (actor_t,) = make_local_transports(1, weights_capacity=1 << 20)
+    lc = LearnerConfig(out_dir=str(tmp_path / "run"), resume=False, tensorboard=False, progress=False,
+                       min_online_steps=64)
+    learner = Learner(learner_t, rl, lc, env.env_info, env.observation_space)
+    actor = Actor(env, make_base("zero", env), rl, ActorConfig())
+    while learner.learner.env_steps < 64:  # whole episodes, as an actor sends them
+        payload = actor.step()
+        if payload is not None:
+            learner.ingest([payload])
+    owed = learner.updates_owed()
+    assert owed > 0
+    learner.publish()
+    assert decode_weights(actor_t.poll_weights())[2]["backlog_steps"] == -(-owed // rl.utd)
+    learner.train(max_updates=1 << 30)
+    learner.publish()
+    assert decode_weights(actor_t.poll_weights())[2]["backlog_steps"] == 0
+    learner.close()
+    env.close()

@@ -52,10 +52,16 @@ class ActorConfig:
     # watchdog holds it) until the learner is back. Transports that cannot tell (local, Ray) never trigger it.
     learner_timeout_s: float = 10.0
     on_learner_lost: str = "continue"
+    # Sim only: hold (do not step) while the learner's backlog, as its latest weights report it (env steps
+    # whose UTD x updates it has not made yet), exceeds this many steps, so a loaded CPU slows the actor
+    # instead of lowering the UTD the recipe asked for. A hold ends when weights with a smaller backlog
+    # arrive, or after learner_timeout_s without any. 0 = never hold; an env that paces itself (a robot)
+    # never holds.
+    max_lead_steps: int = 1000
 
     def __post_init__(self) -> None:
         check_ranges(self, "actor", max_env_steps="[0, inf)", episode_offset="[0, inf)", heartbeat_s="(0, inf)", n_action_steps="[0, inf)")
-        check_ranges(self, "actor", learner_timeout_s="(0, inf)")
+        check_ranges(self, "actor", learner_timeout_s="(0, inf)", max_lead_steps="[0, inf)")
         if self.on_learner_lost not in ("continue", "hold"):
             raise ConfigError(f"actor.on_learner_lost must be 'continue' or 'hold', got {self.on_learner_lost!r}")
         if self.pace_hz < 0 and self.pace_hz != -1:
@@ -106,6 +112,7 @@ class Actor:
                                      image_shapes=cams if rl.encoder == "drq" else None)
         self.stepper = ChunkStepper(base, cfg.n_action_steps or None)
         self.warmup = rl.warmup_env_steps
+        self.learner_backlog = 0  # env steps the learner owes updates for, as of the last weights (max_lead_steps)
         self.steps = self.episodes = self.successes = 0
         self.recent: deque[float] = deque(maxlen=20)
         self.t_start = time.time()
@@ -120,8 +127,9 @@ class Actor:
         self.ep_start, self.ep_version = time.time(), self.policy.version
 
     def load_weights(self, payload: bytes) -> None:
-        version, tensors, _ = decode_weights(payload)
+        version, tensors, meta = decode_weights(payload)
         self.policy.load_weights(tensors, version)
+        self.learner_backlog = int(meta.get("backlog_steps", 0))
 
     def step(self) -> bytes | None:
         """One control step; returns the encoded episode when this step ended it (then resets)."""
@@ -161,7 +169,7 @@ def run_actor(transport: ActorTransport, env: RobotEnv, base: BasePolicy, rl: Re
 
     Each finished episode goes out as one encoded `messages.Episode`. A partial
     episode at stop is dropped, never sent. An env that paces itself (a robot) is not
-    paced again here.
+    paced again here, nor held for a learner that is behind (`cfg.max_lead_steps`).
     """
     cfg = cfg or ActorConfig()
     actor = Actor(env, base, rl, cfg, features)
@@ -169,10 +177,13 @@ def run_actor(transport: ActorTransport, env: RobotEnv, base: BasePolicy, rl: Re
     period = 1.0 / hz if hz > 0 else 0.0
     last_beat, next_tick = time.time(), time.perf_counter()
     lost = False
+    lead = 0 if env.paces_itself else cfg.max_lead_steps
+    last_weights, held = time.monotonic(), 0.0
     while not _should_stop(stop):
         weights = transport.poll_weights()  # non-blocking; latest wins
         if weights is not None:
             actor.load_weights(weights)
+            last_weights = time.monotonic()
         silence = transport.learner_silence()
         if silence is not None and (silence > cfg.learner_timeout_s) != lost:
             lost = not lost
@@ -185,6 +196,15 @@ def run_actor(transport: ActorTransport, env: RobotEnv, base: BasePolicy, rl: Re
             time.sleep(0.05)
             next_tick = time.perf_counter()
             continue
+        if lead and actor.learner_backlog > lead and time.monotonic() - last_weights < cfg.learner_timeout_s:
+            t = time.monotonic()
+            time.sleep(0.002)  # the learner is behind: let it catch up (sim only)
+            held += time.monotonic() - t
+            next_tick = time.perf_counter()
+            if time.time() - last_beat >= cfg.heartbeat_s:
+                transport.heartbeat(cfg.actor_id, {**actor.stats(), "held_for_learner_s": held})
+                last_beat = time.time()
+            continue
         payload = actor.step()
         if payload is not None:
             transport.send_episode(payload)
@@ -194,14 +214,14 @@ def run_actor(transport: ActorTransport, env: RobotEnv, base: BasePolicy, rl: Re
         if now - last_beat >= cfg.heartbeat_s:
             transport.heartbeat(cfg.actor_id, actor.stats())
             last_beat = now
-        if period:  # hold the control rate; never sleep to wait for the learner
+        if period:  # hold the control rate (waiting for the learner is max_lead_steps' hold, above)
             next_tick += period
             delay = next_tick - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
             else:
                 next_tick = time.perf_counter()  # fell behind: do not try to catch up with a burst
-    stats = actor.stats()
+    stats = {**actor.stats(), "held_for_learner_s": held}
     transport.heartbeat(cfg.actor_id, {**stats, "done": True})
     return stats
 

@@ -284,8 +284,9 @@ class Learner:
             return
         self.learner.version += 1
         v = self.learner.version
+        backlog = -(-self.updates_owed() // self.rl.utd)  # env steps not yet trained on (actor.max_lead_steps)
         self.transport.publish_weights(encode_weights(v, self.learner.actor_weights(), run=self.run_id,
-                                                      num_updates=self.learner.num_updates))
+                                                      num_updates=self.learner.num_updates, backlog_steps=backlog))
 
     def checkpoint(self) -> None:
         self.episode_log.flush()  # the checkpoint never runs ahead of the zarr log it resumes from
