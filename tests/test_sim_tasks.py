@@ -176,6 +176,16 @@ def test_simulated_human_takes_over_when_the_policy_strays():
             break
     assert not any(flags)
     env.reset(seed=3)
+    rng, flags = np.random.default_rng(0), []
+    for _ in range(15):  # the expert plus zero-mean jitter (exploration noise, 0.3 per axis): no drift, no takeover
+        a = expert.act({})[0].copy()
+        a[:3] = np.clip(a[:3] + rng.normal(0, 0.3, 3), -1, 1)
+        _, _, term, _, info = env.step(a.astype(np.float32))
+        flags.append(info["is_intervention"])
+        if term:
+            break
+    assert not any(flags)
+    env.reset(seed=3)
     flags, executed = [], []
     for _ in range(12):  # a policy that only climbs: strays within a few steps, then the human drives 5 steps
         _, _, _, _, info = env.step(np.array([0.0, 0.0, 1.0, -1.0], np.float32))

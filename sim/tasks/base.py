@@ -81,8 +81,8 @@ class PandaTaskEnv(RobotEnv):
                              f"0 <= intervene_p <= 1 (got {intervene_stray_m}, {intervene_steps}, {intervene_p})")
         self.obs_mode = obs
         # A simulated human (intervene="expert"): the task's clean scripted expert takes over for
-        # `intervene_steps` steps once the policy's TCP steps have strayed from the expert's by more than
-        # `intervene_stray_m` metres over the last 5 steps, and at the start of an episode with probability
+        # `intervene_steps` steps once the policy's last 5 TCP steps end more than `intervene_stray_m` metres
+        # from where the expert's would (a drift, not jitter that cancels out), and at the start of an episode with probability
         # `intervene_p`; flagged through INFO_INTERVENTION / INFO_INTERVENTION_ACTION like a teleop device.
         self.accepts_interventions = intervene == "expert"
         self.intervene_stray_m, self.intervene_steps, self.intervene_p = intervene_stray_m, intervene_steps, intervene_p
@@ -247,7 +247,7 @@ class PandaTaskEnv(RobotEnv):
                 self._human = self.make_expert(noise=0.0, seed=0)
             self._human.reset()
             self._takeover = self.intervene_steps if rng.random() < self.intervene_p else 0
-            self._stray: list[float] = []
+            self._stray: list[np.ndarray] = []  # the last 5 steps' (policy - expert) TCP moves, m
         return self.get_obs(), {"success": False}
 
     def _step(self, action):
@@ -267,8 +267,10 @@ class PandaTaskEnv(RobotEnv):
         """The simulated human's decision for this step; its action replaces the policy's while it drives."""
         human = self._human.act({})[0]  # the scripted expert reads the sim, not the observation
         if self._takeover == 0:
-            self._stray = [*self._stray[-4:], float(np.linalg.norm(action[:3] - human[:3])) * self.max_delta]
-            if sum(self._stray) > self.intervene_stray_m:
+            # where the policy's last 5 steps would take the TCP vs the expert's: the norm of the summed gap,
+            # so zero-mean jitter (exploration noise) cancels and a steady drift does not
+            self._stray = [*self._stray[-4:], (action[:3] - human[:3]) * self.max_delta]
+            if float(np.linalg.norm(np.sum(self._stray, axis=0))) > self.intervene_stray_m:
                 self._takeover, self._stray = self.intervene_steps, []
         if self._takeover == 0:
             return action
