@@ -121,7 +121,7 @@ def rl_parts(args, out: Path, clf_dir: Path | None) -> dict:
     d = make_base_policy(TASK, out / "rl", seed=0)
     bc, demos = str(d / "bc" / "checkpoints" / "last"), str(d / "demos.zarr")
     rl = rl_config("cpu", False)
-    variants = {"true reward": ({}, "env")}
+    variants = {} if args.skip_baseline else {"true reward": ({}, "env")}
     if "b" in args.parts:
         if clf_dir is None:
             raise SystemExit("part b needs part a's classifier: run with --parts a b")
@@ -182,6 +182,8 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--eval-episodes", type=int, default=50)
     p.add_argument("--jobs", type=int, default=2, help="RL runs in parallel (processes)")
+    p.add_argument("--skip-baseline", action="store_true",
+                   help="(b, c) without the true-reward run, for comparing with an earlier run's (same --out)")
     p.add_argument("--out", default="/tmp/robotlearn-real-signals")
     args = p.parse_args()
     import torch

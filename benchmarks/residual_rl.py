@@ -16,7 +16,14 @@ Profiles (stated in the output):
   gpu    state obs, rl=resfit (10 critics, UTD 4: the default recipe), 3 seeds, 50k steps
   smoke  a tiny run for development
 
+`--obs pixels` (issue: the learner sees what a robot sees): the tasks with `obs: proprio` (joints, gripper,
+TCP: the object only in the camera) and one 64x64 front camera; an image BC base (image + proprio); the
+residual reads [proprio, the base's frozen image features] (`rl.encoder=base`, the CPU path) and the
+from-scratch baseline the same features from the same checkpoint (`rl.encoder_checkpoint`). With
+`--obs pixels` a run stops once it has held >= 95% for two eval points in a row (`--stop-held`).
+
     .venv/bin/python benchmarks/residual_rl.py --profile cpu [--tasks sim/reach sim/lift] [--seeds 3] [--jobs 2]
+    .venv/bin/python benchmarks/residual_rl.py --obs pixels --tasks sim/lift sim/pick_place
 """
 from __future__ import annotations
 
@@ -46,6 +53,14 @@ TASKS = {  # demos + BC sized so the base lands at roughly 30-70% success
     # 57% (17/30; docs/results/peg_insert.md)
     "sim/peg_insert": dict(demo_episodes=100, demo_noise=0.6, bc_steps=3000),
 }
+# --obs pixels: demos + image BC sized for a 30-70% base from the camera; a lighter encoder and batch than
+# configs/policy/bc_mlp.yaml's (32 channels, batch 128: ~0.6 s per BC step on one CPU core at 64x64)
+PIXEL_BC = ["batch_size=64", "policy.encoder.image_channels=16", "policy.encoder.image_keypoints=16"]
+PIXEL_TASKS = {
+    "sim/lift": dict(demo_episodes=30, demo_noise=0.8, bc_steps=2000),
+    "sim/pick_place": dict(demo_episodes=30, demo_noise=0.8, bc_steps=2000),
+}
+OBS = {"state": {}, "pixels": {"obs": "proprio", "cameras": ["front"], "image_size": 64}}  # env kwargs per --obs
 DEFAULT_TASKS = ["sim/reach", "sim/lift"]  # sim/peg_insert on request (--tasks): its runs are 30k steps each
 PROFILES = {
     "cpu": dict(rl="cpu", seeds=3, steps={"sim/reach": 12_000, "sim/lift": 8000, "sim/peg_insert": 30_000},
@@ -76,20 +91,23 @@ def rl_config(name: str, scratch: bool, sets: list[str] = ()) -> ResidualConfig:
     return cfg
 
 
-def make_base_policy(task: str, out: Path, seed: int) -> Path:
-    """Collect noisy demos and train a BC base once per task (cached under out/)."""
+def make_base_policy(task: str, out: Path, seed: int, env_kwargs: dict | None = None) -> Path:
+    """Collect noisy demos and train a BC base once per task (cached under out/); with `env_kwargs` (the
+    --obs pixels env) the demos hold its observations and the base reads them (image + proprio)."""
     from robotlearn.cli import collect, train_bc
     from robotlearn.cli.config import load
 
-    t = TASKS[task]
+    t = PIXEL_TASKS[task] if env_kwargs else TASKS[task]
     d = out / task.replace("/", "_")
     demos, bc = d / "demos.zarr", d / "bc"
-    collect.main([f"env={task}", f"episodes={t['demo_episodes']}", f"noise={t['demo_noise']}", f"seed={seed}",
-                  f"out={demos}", "progress=false"])
+    env_over = [f"env.{k}={json.dumps(v)}" for k, v in (env_kwargs or {}).items()]
+    collect.main([f"env={task}", *env_over, f"episodes={t['demo_episodes']}", f"noise={t['demo_noise']}",
+                  f"seed={seed}", f"out={demos}", "progress=false"])
     if not (bc / "checkpoints" / "last").exists():
         train_bc.run(load("train_bc", [
-            f"dataset={demos}", f"env={task}", f"steps={t['bc_steps']}", f"seed={seed}", f"out_dir={bc}",
-            "eval_every=0", "final_eval_episodes=0", "progress=false"], train_bc.TrainBCConfig))
+            f"dataset={demos}", f"env={task}", *env_over, f"steps={t['bc_steps']}", f"seed={seed}",
+            f"out_dir={bc}", "eval_every=0", "final_eval_episodes=0", "progress=auto",
+            *(PIXEL_BC if env_kwargs else [])], train_bc.TrainBCConfig))
     return d
 
 
@@ -107,14 +125,15 @@ def eval_reset_seed(seed: int) -> int:
     return 100_000 + 1000 * seed
 
 
-def eval_success(task: str, base_spec: str, learner: Learner | None, episodes: int, seed: int) -> float:
-    env = make_env(task)
+def eval_success(task: str, base_spec: str, learner: Learner | None, episodes: int, seed: int,
+                 env_kwargs: dict | None = None, features=None) -> float:
+    env = make_env(task, **(env_kwargs or {}))
     base = make_base(base_spec, env, seed=seed)  # a fresh base: the actor's chunk state is untouched
     policy = base
     if learner is not None:
         res = ResidualPolicy(learner.learner.state_dim, learner.learner.action_dim, learner.rl)
         res.load_weights(learner.learner.actor_weights(), learner.learner.version)
-        policy = BasePlusResidual(base, res)
+        policy = BasePlusResidual(base, res, features=features)
     r = evaluate(policy, env, episodes, seed=eval_reset_seed(seed))
     env.close()
     return r.success_rate
@@ -140,10 +159,11 @@ class OracleResidual:
         return np.clip(b + np.clip(e - b, -self.scale, self.scale), -1.0, 1.0)[None]  # (1, A)
 
 
-def headroom(task: str, bc: str, scales: list[float], episodes: int, seed: int = 0) -> dict[float, float]:
+def headroom(task: str, bc: str, scales: list[float], episodes: int, seed: int = 0,
+             env_kwargs: dict | None = None) -> dict[float, float]:
     """Success of the frozen base + the oracle residual at each scale, on run seed `seed`'s eval episodes:
     which residual_scale can fix this base."""
-    env = make_env(task)
+    env = make_env(task, **(env_kwargs or {}))
     out = {}
     for s in scales:
         policy = OracleResidual(make_base(bc, env), make_base("expert", env), s)
@@ -153,36 +173,44 @@ def headroom(task: str, bc: str, scales: list[float], episodes: int, seed: int =
 
 
 def run_rl(task: str, base_spec: str, demos: str, rl: ResidualConfig, steps: int, eval_every: int, episodes: int,
-           seed: int, work: Path, env_kwargs: dict | None = None, reward: str = "env") -> dict:
+           seed: int, work: Path, env_kwargs: dict | None = None, reward: str = "env", eval_kwargs: dict | None = None,
+           stop_held: int = 0) -> dict:
     """Actor and Learner in lock-step: UTD exactly rl.utd; returns the eval curve and timings.
 
     The actor's env is `task` with `env_kwargs` and the reward source `reward` (robotlearn/rewards/sources.py);
-    evaluation always runs the plain task and counts its own success detector.
+    evaluation runs `task` with `eval_kwargs` and counts the task's own success detector. With `rl.encoder=base`
+    the residual reads the frozen image features of the base checkpoint (or of rl.encoder_checkpoint).
+    `stop_held` > 0: stop once that many eval points in a row are at >= TARGET.
     """
     import shutil
 
+    from robotlearn.policies.registry import CHECKPOINT, parse_base
     from robotlearn.rewards.sources import with_reward
+    from robotlearn.rl.features import frozen_encoder
 
     shutil.rmtree(work, ignore_errors=True)  # a fresh online log per run
     torch.manual_seed(seed)
     env = with_reward(make_env(task, **(env_kwargs or {})), reward)
+    name, arg = parse_base(base_spec)
+    features = frozen_encoder(rl, arg if name == CHECKPOINT else None)
     inline = Inline()
     lc = LearnerConfig(out_dir=str(work), resume=False, tensorboard=False, progress=False, seed=seed)
     demo_base = None if base_entry(base_spec).needs_env else make_base(base_spec, env, seed=seed)  # None: recorded
-    learner = Learner(inline, rl, lc, env.env_info, env.observation_space, demos, demo_base)
-    actor = Actor(env, make_base(base_spec, env, seed=seed), rl, ActorConfig(seed=seed, pace_hz=0))
+    learner = Learner(inline, rl, lc, env.env_info, env.observation_space, demos, demo_base, features=features)
+    actor = Actor(env, make_base(base_spec, env, seed=seed), rl, ActorConfig(seed=seed, pace_hz=0), features)
     learner.publish()
     curve, train_wall, t_target, step_target = [], 0.0, None, None
     while True:
         if actor.steps // eval_every >= len(curve):  # eval points at 0, eval_every, ...
-            s = eval_success(task, base_spec, learner, episodes, seed)
+            s = eval_success(task, base_spec, learner, episodes, seed, eval_kwargs, features)
             curve.append((actor.steps, s))
             print(f"    {task} {'scratch' if base_spec == 'zero' else 'residual'} seed {seed}"
                   f"{'' if reward == 'env' and not env_kwargs else f' ({reward} reward, {env_kwargs})'}: "
                   f"step {actor.steps:>6} success {s:.0%} ({train_wall:.0f}s training wall)", flush=True)
             if s >= TARGET and t_target is None:
                 t_target, step_target = train_wall, actor.steps
-        if actor.steps >= steps:
+        if actor.steps >= steps or (stop_held and len(curve) >= stop_held
+                                    and all(v >= TARGET for _, v in curve[-stop_held:])):
             break
         t = time.perf_counter()
         if inline.latest is not None and weights_version(inline.latest) > actor.policy.version:
@@ -198,7 +226,8 @@ def run_rl(task: str, base_spec: str, demos: str, rl: ResidualConfig, steps: int
             "wall_to_target_s": t_target, "steps_to_target": step_target}
 
 
-def async_rates(task: str, base_spec: str, demos: str, rl: ResidualConfig, updates: int, work: Path) -> dict:
+def async_rates(task: str, base_spec: str, demos: str, rl: ResidualConfig, updates: int, work: Path,
+                env_kwargs: dict | None = None) -> dict:
     """Learner updates/s and actor steps/s with an actor process and the learner running together.
 
     The actor is paced at 0.8 x the learner's measured rate / UTD (as `finetune match_learner=0.8`): an
@@ -208,8 +237,13 @@ def async_rates(task: str, base_spec: str, demos: str, rl: ResidualConfig, updat
     from robotlearn.runtime.local import run_local
     from robotlearn.runtime.spec import RunSpec
 
-    env = make_env(task)
-    ups = measure_update_rate(rl, env.observation_space["state"].shape[0], env.action_space.shape[0])
+    from robotlearn.envs.registry import env_config
+    from robotlearn.rl.features import frozen_encoder
+
+    env = make_env(task, **(env_kwargs or {}))
+    features = frozen_encoder(rl, base_spec)
+    ups = measure_update_rate(rl, env.observation_space["state"].shape[0] + (features.dim if features else 0),
+                              env.action_space.shape[0])
     env.close()
     import shutil
 
@@ -217,7 +251,7 @@ def async_rates(task: str, base_spec: str, demos: str, rl: ResidualConfig, updat
     lc = LearnerConfig(out_dir=str(work), resume=False, tensorboard=False, progress=False, max_updates=updates,
                        min_online_steps=256)
     ac = ActorConfig(pace_hz=0.8 * ups / rl.utd)
-    r = run_local(RunSpec(env=task, base=base_spec, rl=replace(rl, critic_warmup_updates=0), learner=lc, actor=ac,
+    r = run_local(RunSpec(env={**env_config(task), **env_kwargs} if env_kwargs else task, base=base_spec, rl=replace(rl, critic_warmup_updates=0), learner=lc, actor=ac,
                           demos=demos))
     actor = next(iter(r["heartbeats"].values()))[1] if r["heartbeats"] else {}
     return {"learner_updates_per_s": r["learner_updates_per_s"], "actor_steps_per_s": actor.get("steps_per_s", 0.0),
@@ -252,20 +286,28 @@ def plot(results: dict, path: Path, title: str) -> None:
 
 
 def _job(kind: str, task: str, seed: int, base: str, demos: str, rl: ResidualConfig, steps: int, eval_every: int,
-         episodes: int, work: str, threads: int):
+         episodes: int, work: str, threads: int, env_kwargs: dict | None = None, stop_held: int = 0):
     """One unit of work for the process pool: a frozen-base eval or one RL run."""
     torch.set_num_threads(threads)
     if kind == "base":
-        s = eval_success(task, base, None, episodes, seed)
+        s = eval_success(task, base, None, episodes, seed, env_kwargs)
         print(f"  {task} frozen BC base seed {seed}: {s:.0%}", flush=True)
         return s
-    return run_rl(task, base, demos, rl, steps, eval_every, episodes, seed, Path(work))
+    return run_rl(task, base, demos, rl, steps, eval_every, episodes, seed, Path(work), env_kwargs,
+                  eval_kwargs=env_kwargs, stop_held=stop_held)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
-    ap.add_argument("--tasks", nargs="+", default=DEFAULT_TASKS, choices=list(TASKS))
+    ap.add_argument("--tasks", nargs="+", default=None, choices=list(TASKS),
+                    help=f"default {' '.join(DEFAULT_TASKS)} (--obs pixels: {' '.join(PIXEL_TASKS)})")
+    ap.add_argument("--obs", choices=sorted(OBS), default="state",
+                    help="state: each task's default (privileged) state; pixels: obs=proprio + a 64x64 camera, "
+                         "rl.encoder=base")
+    ap.add_argument("--stop-held", type=int, default=None,
+                    help="stop a run once this many eval points in a row are >= 95%% (0 = never; default 2 with "
+                         "--obs pixels, else 0)")
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None, help="env steps per run (default: the profile's per task)")
     ap.add_argument("--eval-episodes", type=int, default=None)
@@ -278,51 +320,65 @@ def main() -> None:
     ap.add_argument("--rates-only", action="store_true",
                     help="re-measure only the concurrent async rates, reusing --out's bases and results.json")
     args = ap.parse_args()
+    pixels = args.obs == "pixels"
+    tasks = args.tasks or (list(PIXEL_TASKS) if pixels else DEFAULT_TASKS)
+    if pixels and set(tasks) - set(PIXEL_TASKS):
+        ap.error(f"--obs pixels runs {sorted(PIXEL_TASKS)}, not {sorted(set(tasks) - set(PIXEL_TASKS))}")
+    env_kwargs = OBS[args.obs]
+    stop_held = args.stop_held if args.stop_held is not None else (2 if pixels else 0)
     torch.set_num_threads(args.threads)
     p = PROFILES[args.profile]
     seeds = args.seeds or p["seeds"]
     episodes = args.eval_episodes or p["eval_episodes"]
     eval_every = args.eval_every or p["eval_every"]
-    out = Path(args.out) / args.profile
+    out = Path(args.out) / (args.profile + ("_pixels" if pixels else ""))
     out.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    rl_res, rl_scr = rl_config(p["rl"], False, args.set), rl_config(p["rl"], True, args.set)
-    header = (f"profile={args.profile} device={device} threads={args.threads} jobs={args.jobs} obs=state "
+    sets = [*(["encoder=base"] if pixels and not any(kv.startswith("encoder=") for kv in args.set) else []),
+            *args.set]
+    rl_res, rl_scr = rl_config(p["rl"], False, sets), rl_config(p["rl"], True, sets)
+    obs_desc = "state" if not pixels else (f"pixels ({', '.join(f'{k}={v}' for k, v in env_kwargs.items())}, "
+                                           f"rl.encoder={rl_res.encoder}, stop after {stop_held} evals >= 95%)")
+    header = (f"profile={args.profile} device={device} threads={args.threads} jobs={args.jobs} obs={obs_desc} "
               f"rl=configs/rl/{p['rl']}.yaml (critics={rl_res.num_critics}, utd={rl_res.utd}, "
               f"hidden={rl_res.hidden_dim}, batch={rl_res.batch_size}, residual_scale={rl_res.residual_scale}) "
-              f"--set {' '.join(args.set) or '-'} "
+              f"--set {' '.join(sets) or '-'} "
               f"seeds={seeds} eval_episodes={episodes} "
               f"eval_every={eval_every} steps={args.steps or p['steps']} target={TARGET:.0%}")
     print(header, flush=True)
     t0 = time.time()
-    bases = {task: make_base_policy(task, out, seed=0) for task in args.tasks}  # before any worker starts
+    bases = {task: make_base_policy(task, out, 0, env_kwargs) for task in tasks}  # before any worker starts
     rates: dict = {}
     room = {}
-    for task in args.tasks:
-        room[task] = headroom(task, str(bases[task] / "bc" / "checkpoints" / "last"), HEADROOM_SCALES, episodes)
+    for task in tasks:
+        room[task] = headroom(task, str(bases[task] / "bc" / "checkpoints" / "last"), HEADROOM_SCALES, episodes,
+                              env_kwargs=env_kwargs)
         print(f"  {task} headroom (base + oracle residual clip(expert - base, +-scale)): "
               + ", ".join(f"scale {k:g}: {v:.0%}" for k, v in room[task].items()), flush=True)
     if args.rates_only:
         results = json.loads((out / "results.json").read_text())["results"]
     else:
         jobs: dict[tuple[str, str, int], tuple] = {}
-        for task in args.tasks:
+        for task in tasks:
             d, steps = bases[task], args.steps or p["steps"][task]
             bc, demos = str(d / "bc" / "checkpoints" / "last"), str(d / "demos.zarr")
+            # the baseline reads the same frozen features, from the base's checkpoint (rl.encoder=base)
+            scr = replace(rl_scr, encoder_checkpoint=bc) if rl_scr.encoder == "base" else rl_scr
             for seed in range(seeds):
-                jobs[(task, "residual", seed)] = ("rl", task, seed, bc, demos, rl_res, steps,
-                                                  eval_every, episodes, str(d / f"residual_s{seed}"), args.threads)
-                jobs[(task, "scratch", seed)] = ("rl", task, seed, "zero", demos, rl_scr, steps, eval_every,
-                                                 episodes, str(d / f"scratch_s{seed}"), args.threads)
-                jobs[(task, "base", seed)] = ("base", task, seed, bc, demos, rl_res, 0, 0, episodes, "", args.threads)
+                jobs[(task, "residual", seed)] = ("rl", task, seed, bc, demos, rl_res, steps, eval_every, episodes,
+                                                  str(d / f"residual_s{seed}"), args.threads, env_kwargs, stop_held)
+                jobs[(task, "scratch", seed)] = ("rl", task, seed, "zero", demos, scr, steps, eval_every, episodes,
+                                                 str(d / f"scratch_s{seed}"), args.threads, env_kwargs, stop_held)
+                jobs[(task, "base", seed)] = ("base", task, seed, bc, demos, rl_res, 0, 0, episodes, "", args.threads,
+                                              env_kwargs)
         done = run_jobs(jobs, args.jobs)
         results = {task: {m: [done[(task, m, s)] for s in range(seeds)] for m in ("base", "residual", "scratch")}
-                   for task in args.tasks}
+                   for task in tasks}
         (out / "results.json").write_text(json.dumps({"header": header, "results": results, "headroom": room}, indent=1))
-    for task in args.tasks:  # alone on the machine: the actor and learner processes need both cores
+    for task in tasks:  # alone on the machine: the actor and learner processes need both cores
         d = bases[task]
         rates[task] = async_rates(task, str(d / "bc" / "checkpoints" / "last"), str(d / "demos.zarr"),
-                                  rl_res, p["rate_updates"], d / "rates")
+                                  rl_res, p["rate_updates"], d / "rates", env_kwargs)
     (out / "results.json").write_text(json.dumps({"header": header, "results": results, "rates": rates,
                                                   "headroom": room}, indent=1))
     plot(results, out / "residual_rl.png", header)
