@@ -386,6 +386,23 @@ def main() -> None:
     print(f"plot: {out / 'residual_rl.png'}  data: {out / 'results.json'}")
 
 
+def die_with_parent() -> None:
+    """Pool initializer: the worker exits once the benchmark process that started it is gone, so a killed
+    benchmark leaves no RL runs behind on the cores."""
+    import multiprocessing as mp
+    import threading
+
+    parent = mp.parent_process()
+
+    def watch() -> None:
+        while parent.is_alive():
+            time.sleep(1.0)
+        os._exit(1)
+
+    if parent is not None:
+        threading.Thread(target=watch, daemon=True, name="die-with-parent").start()
+
+
 def run_jobs(jobs: dict, n: int) -> dict:
     """Run every job, `n` processes at a time (spawned: each gets its own torch/MuJoCo state)."""
     if n <= 1:
@@ -395,7 +412,7 @@ def run_jobs(jobs: dict, n: int) -> dict:
 
     # longest first (RL runs, then base evals) so the pool drains evenly
     order = sorted(jobs, key=lambda k: k[1] == "base")
-    with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=die_with_parent) as pool:
         futures = {k: pool.submit(_job, *jobs[k]) for k in order}
         return {k: f.result() for k, f in futures.items()}
 
