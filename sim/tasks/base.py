@@ -82,8 +82,9 @@ class PandaTaskEnv(RobotEnv):
         self.obs_mode = obs
         # A simulated human (intervene="expert"): the task's clean scripted expert takes over for
         # `intervene_steps` steps once the policy's last 5 TCP steps end more than `intervene_stray_m` metres
-        # from where the expert's would (a drift, not jitter that cancels out), and at the start of an episode with probability
-        # `intervene_p`; flagged through INFO_INTERVENTION / INFO_INTERVENTION_ACTION like a teleop device.
+        # from where the expert's would (a drift, not jitter that cancels out), and at the start of an episode
+        # with probability `intervene_p`; flagged through INFO_INTERVENTION / INFO_INTERVENTION_ACTION like a
+        # teleop device.
         self.accepts_interventions = intervene == "expert"
         self.intervene_stray_m, self.intervene_steps, self.intervene_p = intervene_stray_m, intervene_steps, intervene_p
         self._human = None
