@@ -56,9 +56,11 @@ def test_finetune_over_ros2_with_faults(tmp_path):
         # a human takes over for a second: those steps are logged with the human's action, flagged
         teleop = watcher.ros.node.create_publisher(Float64MultiArray, "/teleop/action", RELIABLE_QOS)
         human = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5, -1.0]
+        wait_until(lambda: teleop.get_subscription_count() > 0, 10, "teleop publisher to match the actor's env", alive)
         for _ in range(50):
             teleop.publish(Float64MultiArray(data=human))
             time.sleep(0.02)
+        time.sleep(1.0)  # the episodes holding those steps end (horizon 25: 0.5 s) and reach the learner's log
 
         # 2. kill the learner: the actor keeps acting (at control rate) with its last weights
         procs["learner"].send_signal(signal.SIGKILL)
