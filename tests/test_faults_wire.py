@@ -78,6 +78,10 @@ HOSTILE_HEADERS = [
     {"__metadata__": {"kind": "weights", "schema": "2", "meta": '{"version": -1}'}},
     {"__metadata__": {"kind": "weights", "schema": "2", "meta": '{"version": true}'}},
     {"__metadata__": {"kind": "weights", "schema": "2", "meta": '{"version": 3, "run": [1]}'}},
+    {"__metadata__": {"kind": "weights", "schema": "2", "meta": '{"version": 3, "backlog_steps": "9"}'},
+     "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}},
+    {"__metadata__": {"kind": "weights", "schema": "2", "meta": '{"version": 3, "num_updates": 1e300}'},
+     "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}},
     {"__metadata__": {"kind": "episode", "schema": "2", "meta": '{"success": 1}'}, "reward": 5},
     {"__metadata__": {"kind": "episode", "schema": "2", "meta": "{}"}, "reward": {"shape": "x"}},
     {"__metadata__": {"kind": "episode", "schema": "2", "meta": "{}"},
@@ -111,6 +115,16 @@ def test_nan_weights_are_refused_at_decode():
     with pytest.raises(MessageError, match="non-finite"):
         decode_weights(_weights(value=float("nan")))
     assert decode_weights(_weights())[0] == 1
+
+
+@pytest.mark.parametrize("key,value", [("backlog_steps", "9"), ("backlog_steps", -1), ("backlog_steps", 1e300),
+                                       ("backlog_steps", True), ("num_updates", [1])])
+def test_weights_counters_are_checked_at_decode(key, value):
+    """The actor holds on backlog_steps: a wrong type or sign is a MessageError, never an int() traceback."""
+    bad = encode_weights(1, {"w": np.ones(2, np.float32)}, **{key: value})
+    with pytest.raises(MessageError, match=key):
+        decode_weights(bad)
+    assert decode_weights(encode_weights(1, {"w": np.ones(2, np.float32)}, backlog_steps=7))[2]["backlog_steps"] == 7
 
 
 def test_forged_huge_version_cannot_latch_out_the_learner():

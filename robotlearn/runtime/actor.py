@@ -129,7 +129,7 @@ class Actor:
     def load_weights(self, payload: bytes) -> None:
         version, tensors, meta = decode_weights(payload)
         self.policy.load_weights(tensors, version)
-        self.learner_backlog = int(meta.get("backlog_steps", 0))
+        self.learner_backlog = meta.get("backlog_steps", 0)  # an int >= 0: checked by decode_weights
 
     def step(self) -> bytes | None:
         """One control step; returns the encoded episode when this step ended it (then resets)."""

@@ -211,6 +211,10 @@ def decode_weights(payload: bytes) -> tuple[int, dict[str, np.ndarray], dict[str
             raise MessageError(f"weights tensor {k!r} has dtype {v.dtype}, expected numbers")
         if v.dtype.kind == "f" and not np.all(np.isfinite(v)):
             raise MessageError(f"weights tensor {k!r} has non-finite values (NaN/inf): refused")
+    for k in ("num_updates", "backlog_steps"):  # counters the actor acts on (backlog_steps gates its hold)
+        v = meta.get(k, 0)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**53:
+            raise MessageError(f"weights message has {k}={str(v)[:40]!r}, expected an int >= 0")
     return weights_version(payload), arrays, {k: v for k, v in meta.items() if k != "version"}
 
 
