@@ -162,8 +162,8 @@ def test_joint_level_interface(lift):
 
 
 def test_simulated_human_takes_over_when_the_policy_strays():
-    """intervene=expert: the clean expert drives (flagged, with its action in info) once the policy has strayed,
-    not while the policy does what the expert would."""
+    """intervene=expert: the clean expert drives (flagged, with its action in info) once the policy has strayed
+    off the expert's path, not while the policy does what the expert would, more slowly or with jitter."""
     env = make_env("sim/lift", intervene="expert", intervene_steps=5, intervene_stray_m=0.03)
     assert env.accepts_interventions
     expert = env.make_expert(noise=0.0, seed=1)
@@ -195,6 +195,14 @@ def test_simulated_human_takes_over_when_the_policy_strays():
     first = flags.index(True)
     assert first <= 5 and flags[first:first + 5] == [True] * 5
     assert all(a[2] < 1.0 for a in executed)  # not the policy's action
+    env.reset(seed=3)
+    flags = []
+    for _ in range(15):  # a policy on the expert's path at a third of its speed: behind it, not off it
+        _, _, term, _, info = env.step(np.concatenate([expert.act({})[0][:3] / 3, [-1.0]]).astype(np.float32))
+        flags.append(info["is_intervention"])
+        if term:
+            break
+    assert not any(flags)
     always = make_env("sim/lift", intervene="expert", intervene_p=1.0, intervene_steps=3)
     always.reset(seed=0)
     assert [always.step(np.zeros(4, np.float32))[4]["is_intervention"] for _ in range(4)] == [True] * 3 + [False]

@@ -45,6 +45,14 @@ CAMERAS = ("front", "side", "wrist")  # obs keys images/<name>
 OBS_MODES = ("privileged", "proprio")
 
 
+
+def off_path(policy_move: np.ndarray, expert_move: np.ndarray) -> float:
+    """Distance (m) from where the policy's move ends to the expert's move as a segment from the start:
+    zero for a move along the expert's direction, however short; the full move for one against it."""
+    e2 = float(expert_move @ expert_move)
+    t = 0.0 if e2 < 1e-12 else float(np.clip(policy_move @ expert_move / e2, 0.0, 1.0))
+    return float(np.linalg.norm(policy_move - t * expert_move))
+
 class PandaTaskEnv(RobotEnv):
     """Base class of the `sim/` Panda tasks. Subclasses add objects and define success."""
 
@@ -82,7 +90,9 @@ class PandaTaskEnv(RobotEnv):
         self.obs_mode = obs
         # A simulated human (intervene="expert"): the task's clean scripted expert takes over for
         # `intervene_steps` steps once the policy's last 5 TCP steps end more than `intervene_stray_m` metres
-        # from where the expert's would (a drift, not jitter that cancels out), and at the start of an episode
+        # off the expert's path over those steps (a drift, not jitter that cancels out; slower than the expert
+        # along its path is not straying, as a teleoperator would not take over a slow robot on its way),
+        # and at the start of an episode
         # with probability `intervene_p`; flagged through INFO_INTERVENTION / INFO_INTERVENTION_ACTION like a
         # teleop device.
         self.accepts_interventions = intervene == "expert"
@@ -248,7 +258,7 @@ class PandaTaskEnv(RobotEnv):
                 self._human = self.make_expert(noise=0.0, seed=0)
             self._human.reset()
             self._takeover = self.intervene_steps if rng.random() < self.intervene_p else 0
-            self._stray: list[np.ndarray] = []  # the last 5 steps' (policy - expert) TCP moves, m
+            self._stray: list[np.ndarray] = []  # the last 5 steps' (policy, expert) TCP moves, (2, 3) m
         return self.get_obs(), {"success": False}
 
     def _step(self, action):
@@ -268,10 +278,10 @@ class PandaTaskEnv(RobotEnv):
         """The simulated human's decision for this step; its action replaces the policy's while it drives."""
         human = self._human.act({})[0]  # the scripted expert reads the sim, not the observation
         if self._takeover == 0:
-            # where the policy's last 5 steps would take the TCP vs the expert's: the norm of the summed gap,
-            # so zero-mean jitter (exploration noise) cancels and a steady drift does not
-            self._stray = [*self._stray[-4:], (action[:3] - human[:3]) * self.max_delta]
-            if float(np.linalg.norm(np.sum(self._stray, axis=0))) > self.intervene_stray_m:
+            # where the policy's last 5 steps would take the TCP against the expert's path over them: summed
+            # moves, so zero-mean jitter (exploration noise) cancels and a steady drift does not
+            self._stray = [*self._stray[-4:], np.stack([action[:3], human[:3]]) * self.max_delta]
+            if off_path(*np.sum(self._stray, axis=0)) > self.intervene_stray_m:
                 self._takeover, self._stray = self.intervene_steps, []
         if self._takeover == 0:
             return action
