@@ -92,13 +92,15 @@ def weights_actor(domain: int) -> None:
 
 
 # --- measurements -------------------------------------------------------------------
-def control_loop(hz: float, seconds: float, publish_hz: float, domain: int, tmp: Path) -> dict:
+def control_loop(hz: float, seconds: float, publish_hz: float, domain: int, tmp: Path,
+                 step_on_state: bool = True) -> dict:
     from hw_drivers.ros2_env import Ros2RobotEnv
     from robotlearn.rl.residual import ResidualConfig, ResidualPolicy
 
     params = yaml.safe_load((REPO / "configs/ros2/panda_sim.yaml").read_text())
     params["robot"]["control_hz"] = hz
     params["env"]["horizon"] = 100_000
+    params["env"]["step_on_state"] = step_on_state
     params["sim"]["publish_hz"] = publish_hz
     params["dds"]["domain_id"] = domain
     params["robot"]["staleness"]["state_s"] = 1.0  # measure stalls as jitter instead of aborting on a busy machine
@@ -132,7 +134,7 @@ def control_loop(hz: float, seconds: float, publish_hz: float, domain: int, tmp:
         lat = [x for s in watcher.since("status", t_start) for x in s.get("obs_to_command_ms", [])]
         periods = np.diff(returns)
         return {
-            "hz": hz, "steps": n, "achieved_hz": (n - 1) / (returns[-1] - returns[0]),
+            "hz": hz, "step_on_state": step_on_state, "steps": n, "achieved_hz": (n - 1) / (returns[-1] - returns[0]),
             "jitter_ms_p50": pct(np.abs(periods - 1 / hz) * 1e3, 50), "jitter_ms_p99": pct(np.abs(periods - 1 / hz) * 1e3, 99),
             "overruns": env.timing["overruns"], "latency_ms_p50": pct(lat, 50), "latency_ms_p99": pct(lat, 99),
             "latency_samples": len(lat), "policy_ms_p50": pct(compute, 50),
@@ -210,12 +212,18 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    floors = set()
     for r in rows:
-        for key, style, label in (("_latency_ms", "-", "stack"), ("_pingpong_ms", ":", "ping-pong")):
+        sync = "on state" if r["step_on_state"] else "at tick"
+        curves = [("_latency_ms", "-", f"stack, {sync}")]
+        if r["hz"] not in floors:  # one ping-pong per rate
+            floors.add(r["hz"])
+            curves.append(("_pingpong_ms", ":", "ping-pong"))
+        for key, style, label in curves:
             x = np.sort(r[key])
             ax1.plot(x, np.linspace(0, 1, len(x)), style, label=f"{r['hz']:g} Hz {label}")
         x = np.sort(r["_periods_ms"])
-        ax2.plot(x, np.linspace(0, 1, len(x)), label=f"{r['hz']:g} Hz (target {1e3 / r['hz']:.0f} ms)")
+        ax2.plot(x, np.linspace(0, 1, len(x)), label=f"{r['hz']:g} Hz {sync} (target {1e3 / r['hz']:.0f} ms)")
     ax1.set(xscale="log", xlabel="observation -> command at the robot (ms)", ylabel="CDF", title="latency")
     ax2.set(xlabel="env.step() period (ms)", ylabel="CDF", title="control period")
     for ax in (ax1, ax2):
@@ -238,6 +246,8 @@ def main() -> None:
     ap.add_argument("--publish-hz", type=float, default=250.0, help="robot node JointState rate (divides 500 Hz physics)")
     ap.add_argument("--weights-mb", type=float, nargs="+", default=[1.0, 10.0])
     ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--compare", action="store_true",
+                    help="also run each rate with env.step_on_state=false (act at the tick on the cached state)")
     ap.add_argument("--domain-id", type=int, default=150 + os.getpid() % 50)
     ap.add_argument("--plot", default="outputs/ros2_loop.png", help="latency CDF plot ('' to skip)")
     args = ap.parse_args()
@@ -250,16 +260,18 @@ def main() -> None:
           f"{args.publish_hz:g} Hz, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}); logs in {tmp}")
     rows = []
     for hz in args.rates:
-        r = control_loop(hz, args.seconds, args.publish_hz, args.domain_id, tmp)
-        r.update(ping_pong(args.publish_hz, args.seconds, args.domain_id))
-        r["latency_ratio_p50"] = r["latency_ms_p50"] / r["pingpong_ms_p50"]
-        r["latency_ratio_p99"] = r["latency_ms_p99"] / r["pingpong_ms_p99"]
-        rows.append(r)
-        print(json.dumps({k: v for k, v in r.items() if not k.startswith("_")}))
-    print("\n  rate | achieved | jitter p50/p99 ms | obs->cmd p50/p99 ms | ping-pong p50/p99 ms | ratio p50/p99 "
+        floor = ping_pong(args.publish_hz, args.seconds, args.domain_id)
+        for sync in ([True, False] if args.compare else [True]):
+            r = control_loop(hz, args.seconds, args.publish_hz, args.domain_id, tmp, sync)
+            r.update(floor)
+            r["latency_ratio_p50"] = r["latency_ms_p50"] / r["pingpong_ms_p50"]
+            r["latency_ratio_p99"] = r["latency_ms_p99"] / r["pingpong_ms_p99"]
+            rows.append(r)
+            print(json.dumps({k: v for k, v in r.items() if not k.startswith("_")}))
+    print("\n  rate | on state | achieved | jitter p50/p99 ms | obs->cmd p50/p99 ms | ping-pong p50/p99 ms | ratio p50/p99 "
           "| overruns | policy ms | state age ms | stamp->publish ms")
     for r in rows:
-        print(f"{r['hz']:5.0f}  | {r['achieved_hz']:8.2f} | {r['jitter_ms_p50']:6.2f} / {r['jitter_ms_p99']:6.2f}   "
+        print(f"{r['hz']:5.0f}  | {'yes' if r['step_on_state'] else 'no':>8} | {r['achieved_hz']:8.2f} | {r['jitter_ms_p50']:6.2f} / {r['jitter_ms_p99']:6.2f}   "
               f"| {r['latency_ms_p50']:7.2f} / {r['latency_ms_p99']:7.2f}   | {r['pingpong_ms_p50']:7.3f} / "
               f"{r['pingpong_ms_p99']:7.3f}    | {r['latency_ratio_p50']:5.1f} / {r['latency_ratio_p99']:5.1f} "
               f"| {r['overruns']:8d} | {r['policy_ms_p50']:9.2f} | {r['state_age_at_obs_ms_p50']:12.2f} "

@@ -170,6 +170,12 @@ class EnvParams:
     ee_target_high: list[float] = field(default_factory=list)
     reset_timeout_s: float = 10.0
     terminate_on_success: bool = True
+    # Lock the control ticks to the robot's JointState stream: each step ends on the first JointState within
+    # half a state period of the tick, and the next tick counts from its arrival, so the policy acts on a state
+    # one DDS hop old instead of up to one publish period old (what ros2_control's read-update-write cycle
+    # does). Used when the state comes at least as fast as the control rate; false: act at the tick on the
+    # newest cached state. Periods then vary by up to half a state period where it does not divide 1/control_hz.
+    step_on_state: bool = True
 
 
 @dataclass

@@ -389,7 +389,16 @@ class Ros2RobotEnv(RobotEnv):
                                                    f"{self.control_hz} Hz ({self.timing['overruns']} so far)")
             self._tick = now
         else:
-            time.sleep(self._tick - now)
+            topic, period = self.p.robot.state_topic, self.cache.period(self.p.robot.state_topic)
+            lead = period / 2 if self.p.env.step_on_state and period is not None and period <= self.dt else 0.0
+            if self._tick - lead > now:
+                time.sleep(self._tick - lead - now)
+            if lead and self.cache.wait_newer(topic, self.cache.count(topic), 2 * lead):
+                # phase-locked: the next tick counts from this state's arrival (its receipt time, so the wake-up
+                # delay after it does not add up over steps)
+                self._tick = self.cache.received_at(topic)
+            elif self._tick > time.monotonic():
+                time.sleep(self._tick - time.monotonic())
         self.timing["steps"] += 1
         self.timing["periods"].append(time.monotonic())
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
+
+import numpy as np
 
 from robotlearn.envs import EnvError
 
@@ -30,6 +33,7 @@ class _Slot:
     stamp: float = 0.0  # time.monotonic() at receipt
     count: int = 0
     error: Optional[str] = None
+    gaps: deque = field(default_factory=lambda: deque(maxlen=32))  # the last receipt intervals, s
 
 
 class TopicCache:
@@ -37,7 +41,7 @@ class TopicCache:
 
     def __init__(self) -> None:
         self._slots: dict[str, _Slot] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # notified on every message (wait_newer)
 
     def subscribe(self, node, msg_type, topic: str, qos, convert: Callable[[Any], Any]) -> None:
         self._slots[topic] = _Slot()
@@ -53,8 +57,12 @@ class TopicCache:
                     slot.value, slot.error = value, None
                 else:
                     slot.error = err
-                slot.stamp = time.monotonic()
+                now = time.monotonic()
+                if slot.count:
+                    slot.gaps.append(now - slot.stamp)
+                slot.stamp = now
                 slot.count += 1
+                self._lock.notify_all()
 
         node.create_subscription(msg_type, topic, cb, qos)
 
@@ -92,6 +100,22 @@ class TopicCache:
     def clear(self, topic: str) -> None:
         with self._lock:
             self._slots[topic] = _Slot()
+
+    def received_at(self, topic: str) -> float:
+        """time.monotonic() at which the newest message on `topic` arrived (0.0 before any)."""
+        with self._lock:
+            return self._slots[topic].stamp
+
+    def period(self, topic: str) -> float | None:
+        """Median interval (s) between the last messages on `topic`; None before 8 intervals."""
+        with self._lock:
+            gaps = self._slots[topic].gaps
+            return float(np.median(gaps)) if len(gaps) >= 8 else None
+
+    def wait_newer(self, topic: str, count: int, timeout: float) -> bool:
+        """Block (at most `timeout` s) until `topic` has more than `count` messages; True if it has."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._slots[topic].count > count, timeout)
 
     def wait_new(self, topics: list[str], after_counts: dict[str, int], n: int, timeout: float) -> None:
         """Block until each topic got `n` messages beyond `after_counts` (e.g. after a reset)."""
