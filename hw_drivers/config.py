@@ -170,11 +170,11 @@ class EnvParams:
     ee_target_high: list[float] = field(default_factory=list)
     reset_timeout_s: float = 10.0
     terminate_on_success: bool = True
-    # Lock the control ticks to the robot's JointState stream: each step ends on the first JointState within
-    # half a state period of the tick, and the next tick counts from its arrival, so the policy acts on a state
-    # one DDS hop old instead of up to one publish period old (what ros2_control's read-update-write cycle
-    # does). Used when the state comes at least as fast as the control rate; false: act at the tick on the
-    # newest cached state. Periods then vary by up to half a state period where it does not divide 1/control_hz.
+    # Step on the robot's JointState stream: each step ends on the first JointState within half a state period
+    # of its tick and the next tick counts from that arrival (phase-locked), so the policy acts on a state one
+    # DDS hop old instead of up to one publish period old, as in ros2_control's read-update-write cycle. Used
+    # where a control period is a whole number of state periods (measured from arrivals); otherwise, or false,
+    # a step ends at its tick on the newest cached state.
     step_on_state: bool = True
 
 

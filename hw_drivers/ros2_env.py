@@ -390,7 +390,10 @@ class Ros2RobotEnv(RobotEnv):
             self._tick = now
         else:
             topic, period = self.p.robot.state_topic, self.cache.period(self.p.robot.state_topic)
-            lead = period / 2 if self.p.env.step_on_state and period is not None and period <= self.dt else 0.0
+            ratio = self.dt / period if period else 0.0
+            # a whole number of state periods per step (else ending on a state would shift steps by up to half
+            # a state period: jitter)
+            lead = period / 2 if self.p.env.step_on_state and ratio >= 0.9 and abs(ratio - round(ratio)) < 0.1 else 0.0
             if self._tick - lead > now:
                 time.sleep(self._tick - lead - now)
             if lead and self.cache.wait_newer(topic, self.cache.count(topic), 2 * lead):
