@@ -116,7 +116,7 @@ def rl_parts(args, out: Path, clf_dir: Path | None) -> dict:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    from residual_rl import die_with_parent, make_base_policy, rl_config, run_rl
+    from residual_rl import make_base_policy, rl_config, rl_worker_init, run_rl
 
     d = make_base_policy(TASK, out / "rl", seed=0)
     bc, demos = str(d / "bc" / "checkpoints" / "last"), str(d / "demos.zarr")
@@ -133,7 +133,8 @@ def rl_parts(args, out: Path, clf_dir: Path | None) -> dict:
                                work=d / f"{name.replace(' ', '_').replace('+', 'and')}_s{seed}", env_kwargs=kw,
                                reward=reward)
             for name, (kw, reward) in variants.items() for seed in range(args.seeds)}
-    with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn"), initializer=die_with_parent) as pool:
+    with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn"), initializer=rl_worker_init,
+                             initargs=(1 if args.jobs > 1 else 2,)) as pool:
         futures = {k: pool.submit(run_rl, **v) for k, v in jobs.items()}
         runs = {k: f.result() for k, f in futures.items()}
     out_runs = {}

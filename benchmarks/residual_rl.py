@@ -403,6 +403,13 @@ def die_with_parent() -> None:
         threading.Thread(target=watch, daemon=True, name="die-with-parent").start()
 
 
+def rl_worker_init(threads: int) -> None:
+    """Pool initializer for RL runs: torch threads per worker (a spawned worker starts at torch's default,
+    one per core, and `n` of them oversubscribe the cores) and exit with the benchmark process."""
+    torch.set_num_threads(threads)
+    die_with_parent()
+
+
 def run_jobs(jobs: dict, n: int) -> dict:
     """Run every job, `n` processes at a time (spawned: each gets its own torch/MuJoCo state)."""
     if n <= 1:
