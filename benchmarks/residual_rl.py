@@ -258,6 +258,19 @@ def async_rates(task: str, base_spec: str, demos: str, rl: ResidualConfig, updat
             "actor_pace_hz": ac.pace_hz, "learner_alone_updates_per_s": ups}
 
 
+def filled(runs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(eval steps, (seeds, points) success) on the longest run's grid; a run stopped early (--stop-held: it held
+    >= 95%) keeps its last value from there on."""
+    x = np.array([c[0] for c in max((r["curve"] for r in runs), key=len)])
+    y = np.array([[c[min(i, len(c) - 1)][1] for i in range(len(x))] for c in (r["curve"] for r in runs)])
+    return x, y
+
+
+def steps_to(curve: list, level: float) -> int | None:
+    """First eval step at which success >= level (None if never)."""
+    return next((int(x) for x, s in curve if s >= level - 1e-9), None)
+
+
 def plot(results: dict, path: Path, title: str) -> None:
     import matplotlib
 
@@ -267,12 +280,14 @@ def plot(results: dict, path: Path, title: str) -> None:
     tasks = list(results)
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        for name, style in (("residual", "-"), ("scratch", "--")):
-            curves = [run["curve"] for run in results[task][name]]
-            x = np.array([c[0] for c in curves[0]])
-            y = np.array([[p[1] for p in c] for c in curves])
-            ax.plot(x, y.mean(0), style, label={"residual": "BC base + residual", "scratch": "zero base (RLPD-style)"}[name])
-            ax.fill_between(x, y.min(0), y.max(0), alpha=0.2)
+        for name, style, color in (("residual", "-", "C0"), ("scratch", "--", "C1")):
+            runs = results[task][name]
+            x, y = filled(runs)
+            ax.plot(x, y.mean(0), style, color=color, lw=2,
+                    label={"residual": "BC base + residual", "scratch": "zero base (RLPD-style)"}[name] + " (mean)")
+            for run in runs:  # per seed, to where it ran
+                c = np.array(run["curve"])
+                ax.plot(c[:, 0], c[:, 1], style, color=color, lw=0.7, alpha=0.5)
         ax.axhline(np.mean(results[task]["base"]), color="gray", ls=":", label="frozen BC base")
         ax.axhline(TARGET, color="k", lw=0.5)
         ax.set(title=task, xlabel="env steps", ylabel="success rate", ylim=(-0.02, 1.02))
@@ -317,6 +332,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel (processes); 1 = one after another")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="recipe fields for both methods on top of the profile, e.g. num_critics=10 utd=2")
+    ap.add_argument("--report", action="store_true",
+                    help="only print the tables and redraw the plot from --out's results.json (no runs)")
     ap.add_argument("--rates-only", action="store_true",
                     help="re-measure only the concurrent async rates, reusing --out's bases and results.json")
     args = ap.parse_args()
@@ -345,6 +362,13 @@ def main() -> None:
               f"--set {' '.join(sets) or '-'} "
               f"seeds={seeds} eval_episodes={episodes} "
               f"eval_every={eval_every} steps={args.steps or p['steps']} target={TARGET:.0%}")
+    if args.report:
+        saved = json.loads((out / "results.json").read_text())
+        room = {t: {float(k): v for k, v in r.items()} for t, r in saved["headroom"].items()}
+        plot(saved["results"], out / "residual_rl.png", saved["header"])
+        report(saved["results"], saved.get("rates", {}), room, saved["header"], float("nan"))
+        print(f"plot: {out / 'residual_rl.png'}  data: {out / 'results.json'}")
+        return
     print(header, flush=True)
     t0 = time.time()
     bases = {task: make_base_policy(task, out, 0, env_kwargs) for task in tasks}  # before any worker starts
@@ -439,17 +463,30 @@ def report(results: dict, rates: dict, room: dict, header: str, wall: float) -> 
         print(f"| {task} | frozen BC base | - | {base:.0%} | - | - |")
         for name, label in (("residual", "BC base + residual"), ("scratch", "zero base (RLPD-style)")):
             runs = r[name]
-            pts = np.array([[s for _, s in run["curve"]] for run in runs]).mean(0)
-            xs = [x for x, _ in runs[0]["curve"]]
+            xs, ys = filled(runs)
+            pts = ys.mean(0)
             curve = " ".join(f"{x / 1000:g}k:{s:.0%}" for x, s in zip(xs, pts))
             hit = [run["steps_to_target"] for run in runs if run["steps_to_target"] is not None]
             wall_hit = [run["wall_to_target_s"] for run in runs if run["wall_to_target_s"] is not None]
             to_t = f"{np.mean(hit):.0f} ({len(hit)}/{len(runs)} seeds)" if hit else f"not reached (0/{len(runs)})"
             wall_t = f"{np.mean(wall_hit):.0f} s" if wall_hit else "-"
             print(f"| {task} | {label} | {curve} | {pts[-1]:.0%} | {to_t} | {wall_t} |")
+    print("\n| task | method | seed | success at 0, 1k, ... | steps to 90% | steps to 95% | env steps run | train wall |")
+    print("|---|---|---|---|---|---|---|---|")
     for task, r in results.items():
-        res, scr = ([np.array([[s for _, s in run["curve"]] for run in r[m]]).mean(0) for m in ("residual", "scratch")])
-        gap = " ".join(f"{x / 1000:g}k:{100 * (a - b):+.0f}" for (x, _), a, b in zip(r["residual"][0]["curve"], res, scr))
+        for name in ("residual", "scratch"):
+            for seed, run in enumerate(r[name]):
+                curve = " ".join(f"{s:.0%}" for _, s in run["curve"])
+                t90, t95 = steps_to(run["curve"], 0.90), steps_to(run["curve"], 0.95)
+                print(f"| {task} | {name} | {seed} | {curve} | {t90 if t90 is not None else '-'} | "
+                      f"{t95 if t95 is not None else '-'} | {run['curve'][-1][0]} | {run['train_wall_s']:.0f} s |")
+    print("(a run stopped with --stop-held keeps its last value in the means above)\n")
+    for task, r in results.items():
+        x, res = filled(r["residual"])
+        x2, scr = filled(r["scratch"])
+        n = min(len(x), len(x2))  # the grids share eval_every; compare where both have points
+        res, scr, x = res.mean(0)[:n], scr.mean(0)[:n], x[:n]
+        gap = " ".join(f"{xi / 1000:g}k:{100 * (a - b):+.0f}" for xi, a, b in zip(x, res, scr))
         print(f"{task}: residual - scratch (points, mean over seeds) {gap}; residual >= scratch at every eval point: "
               f"{'yes' if np.all(res >= scr) else 'no'}")
     print("\nconcurrent async run (1 actor process paced at 0.8 x learner rate / UTD + learner, residual recipe):")
