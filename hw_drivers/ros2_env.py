@@ -268,7 +268,13 @@ class Ros2RobotEnv(RobotEnv):
         if not self.reset_client.wait_for_service(timeout_sec=r.staleness.wait_first_s):
             raise EnvError(f"{r.reset_service}: reset service not available after {r.staleness.wait_first_s}s")
         counts = {t: self.cache.count(t) for t in self._sensor_topics() + [r.success_topic] if t}
-        resp = self._call_reset(e.reset_timeout_s)
+        fut = self.reset_client.call_async(Trigger.Request())
+        end = time.monotonic() + e.reset_timeout_s
+        while not fut.done():
+            if time.monotonic() > end:
+                raise EnvError(f"{r.reset_service}: no response within {e.reset_timeout_s}s")
+            time.sleep(0.002)
+        resp = fut.result()
         if not resp.success:
             raise EnvError(f"{r.reset_service}: reset refused: {resp.message}")
         self.estop.release()
@@ -283,35 +289,6 @@ class Ros2RobotEnv(RobotEnv):
         self._gripper = -1.0
         self._tick = time.monotonic()
         return obs, {"reset_response": resp.message, INFO_TIMESTAMP: self._stamp_s}
-
-    RESET_RETRY_S = 2.0
-
-    def _call_reset(self, timeout_s: float):
-        """Call the reset service, re-sending the request every RESET_RETRY_S without a reply.
-
-        Right after discovery a DDS service reply can be dropped (the server's reply writer has not yet
-        matched this client's reader although wait_for_service returned), and a dropped reply never comes.
-        Resetting twice is harmless: the robot goes home again; the first reply to arrive is the answer.
-        """
-        r = self.p.robot
-        end = time.monotonic() + timeout_s
-        futs = []
-        while True:
-            futs.append(self.reset_client.call_async(Trigger.Request()))
-            resend = min(end, time.monotonic() + self.RESET_RETRY_S)
-            while time.monotonic() < resend:
-                for f in futs:
-                    if f.done():
-                        for other in futs:
-                            if other is not f:
-                                self.reset_client.remove_pending_request(other)
-                        return f.result()
-                time.sleep(0.002)
-            if time.monotonic() >= end:
-                for f in futs:
-                    self.reset_client.remove_pending_request(f)
-                raise EnvError(f"{r.reset_service}: no response within {timeout_s}s ({len(futs)} requests sent)")
-            self.ros.node.get_logger().warning(f"{r.reset_service}: no reply after {self.RESET_RETRY_S}s, re-sending")
 
     def _step(self, action: np.ndarray):
         r, info = self.p.robot, {}

@@ -324,8 +324,9 @@ def test_other_controller_interfaces(tmp_path, msg_type, mode):
     path = tmp_path / "robot.yaml"
     path.write_text(yaml.safe_dump(params))
     proc = start("mujoco_robot_node", ["--params", str(path), "--domain-id", str(domain)], domain, tmp_path / "node.log")
-    env = None
+    env, watcher = None, Watcher(domain)
     try:
+        wait_until(lambda: watcher.last("status"), 60, "robot node status", (proc,))  # up and spinning, as the fixture
         env = Ros2RobotEnv(str(path), overrides={"dds.domain_id": domain})
         obs, _ = env.reset(seed=0)
         q0 = obs["state"][:7].copy()
@@ -339,6 +340,7 @@ def test_other_controller_interfaces(tmp_path, msg_type, mode):
     finally:
         if env is not None:
             env.close()
+        watcher.close()
         stop(proc)
 
 
