@@ -45,13 +45,13 @@ CAMERAS = ("front", "side", "wrist")  # obs keys images/<name>
 OBS_MODES = ("privileged", "proprio")
 
 
-
 def off_path(policy_move: np.ndarray, expert_move: np.ndarray) -> float:
     """Distance (m) from where the policy's move ends to the expert's move as a segment from the start:
     zero for a move along the expert's direction, however short; the full move for one against it."""
     e2 = float(expert_move @ expert_move)
     t = 0.0 if e2 < 1e-12 else float(np.clip(policy_move @ expert_move / e2, 0.0, 1.0))
     return float(np.linalg.norm(policy_move - t * expert_move))
+
 
 class PandaTaskEnv(RobotEnv):
     """Base class of the `sim/` Panda tasks. Subclasses add objects and define success."""
