@@ -107,16 +107,12 @@ def intervention_rate(log: Path, bin_steps: int) -> list[tuple[int, float]]:
             for s in range(0, len(flags), bin_steps)]
 
 
-def steps_to(curve: list, target: float) -> int | None:
-    return next((s for s, v in curve if v >= target), None)
-
-
 def rl_parts(args, out: Path, clf_dir: Path | None) -> dict:
     """(b) and (c): one lock-step residual RL run per (variant, seed), `args.jobs` at a time."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    from residual_rl import make_base_policy, rl_config, rl_worker_init, run_rl
+    from residual_rl import make_base_policy, rl_config, rl_worker_init, run_rl, steps_to
 
     d = make_base_policy(TASK, out / "rl", seed=0)
     bc, demos = str(d / "bc" / "checkpoints" / "last"), str(d / "demos.zarr")
