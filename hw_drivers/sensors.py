@@ -119,12 +119,9 @@ class TopicCache:
 
     def wait_new(self, topics: list[str], after_counts: dict[str, int], n: int, timeout: float) -> None:
         """Block until each topic got `n` messages beyond `after_counts` (e.g. after a reset)."""
-        end = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                missing = [t for t in topics if self._slots[t].count - after_counts.get(t, 0) < n]
-            if not missing:
-                return
-            if time.monotonic() > end:
-                raise StaleObservationError(f"no new message within {timeout:.1f}s on {missing}")
-            time.sleep(0.002)
+        def missing() -> list[str]:
+            return [t for t in topics if self._slots[t].count - after_counts.get(t, 0) < n]
+
+        with self._lock:  # woken on every message
+            if not self._lock.wait_for(lambda: not missing(), timeout):
+                raise StaleObservationError(f"no new message within {timeout:.1f}s on {missing()}")

@@ -69,3 +69,18 @@ def test_wait_newer_wakes_on_the_next_message_and_times_out_without_one():
     assert cache.wait_newer("/s", n, 5.0)  # returns on the message, long before the timeout
     assert time.monotonic() - t0 < 2.0 and cache.get("/s", 1.0) == 1
     timer.join()
+
+
+def test_wait_new_counts_messages_after_a_mark_and_names_the_silent_topic():
+    cache, deliver = _cache()
+    deliver(0)
+    mark = {"/s": cache.count("/s")}
+    with pytest.raises(StaleObservationError, match=r"within 0\.1s on \['/s'\]"):
+        cache.wait_new(["/s"], mark, 1, 0.1)
+    timers = [threading.Timer(0.01 * (i + 1), deliver, args=(i,)) for i in range(2)]
+    for t in timers:
+        t.start()
+    cache.wait_new(["/s"], mark, 2, 5.0)  # returns once both arrived
+    assert cache.count("/s") - mark["/s"] == 2
+    for t in timers:
+        t.join()
