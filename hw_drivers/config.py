@@ -168,6 +168,10 @@ class EnvParams:
     ee_home_q: list[float] = field(default_factory=list)  # ee_delta: null-space posture ([]: none)
     ee_target_low: list[float] = field(default_factory=list)  # ee_delta: TCP target box ([]: the workspace box)
     ee_target_high: list[float] = field(default_factory=list)
+    # ee_delta: step from the last TCP target instead of the measured TCP (kept within ee_max_delta of it), so
+    # the TCP moves by the sum of the commanded steps once the servo catches up (robotlearn/envs/kinematics.py);
+    # the sim tasks' `ee_integrate`, and checkpoints move only between envs that agree on it
+    ee_integrate: bool = False
     reset_timeout_s: float = 10.0
     terminate_on_success: bool = True
     # Step on the robot's JointState stream: each step ends on the first JointState within half a state period

@@ -17,7 +17,8 @@ state (float32) = q (n) | dq (n, if env.include_velocity) | TCP xyz by forward k
 env.include_tcp) | gripper width (1, if gripper joints) | task state (robot.task_state_dim), named
 in `EnvInfo.state_names` exactly as the sim tasks name theirs (`obs: proprio` is the same vector);
 images/<camera> uint8 (H, W, 3). With `env.action_mode: ee_delta` the action is the sim tasks'
-`ee_delta_pos+gripper`: a TCP step from the measured pose, by the same IK as in sim, then the
+`ee_delta_pos+gripper`: a TCP step from the measured pose (from the last target with
+`env.ee_integrate`: `ee_delta_pos_integrated+gripper`), by the same IK as in sim, then the
 joint-space safety layer.
 """
 from __future__ import annotations
@@ -44,6 +45,7 @@ from hw_drivers.conversions import (
     make_command,
 )
 from hw_drivers.kinematics import MujocoFK
+from robotlearn.envs.kinematics import ee_action_kind, tcp_target
 from hw_drivers.ros_runtime import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, RosNode
 from hw_drivers.safety import EStopLatch, SafetyLayer, check_finite
 from hw_drivers.sensors import StaleObservationError, TopicCache
@@ -105,7 +107,7 @@ def describe_params(p: NodeParams, record: dict[str, Any], horizon: Optional[int
         names = list(r.joint_names)
     elif e.action_mode == "ee_delta":  # exactly the sim tasks' spec (sim/tasks/base.py), so checkpoints move
         d = e.ee_max_delta
-        kind, low, high, units, names = "ee_delta_pos", [-d] * 3, [d] * 3, ["m"] * 3, ["dx", "dy", "dz"]
+        kind, low, high, units, names = ee_action_kind(e.ee_integrate), [-d] * 3, [d] * 3, ["m"] * 3, ["dx", "dy", "dz"]
     else:
         step = [v * dt for v in lim.max_velocity]
         kind, low, high, units = "joint_delta", [-s for s in step], step, ["rad/step"] * n
@@ -153,6 +155,7 @@ class Ros2RobotEnv(RobotEnv):
         if lim.workspace.mjcf and (lim.workspace.low or e.include_tcp or e.action_mode == "ee_delta"):
             fk = MujocoFK.from_mjcf(lim.workspace.mjcf, lim.workspace.mjcf_joints or self.names, lim.workspace.site)
         self.fk = fk
+        self._ee_ref: np.ndarray | None = None  # ee_integrate: the last step's TCP target
         self._ee_box = (np.asarray(e.ee_target_low or lim.workspace.low or [-np.inf] * 3, float),
                         np.asarray(e.ee_target_high or lim.workspace.high or [np.inf] * 3, float))
         self.safety = SafetyLayer(self.names, lim.joint_lower, lim.joint_upper, lim.max_velocity, self.dt, fk,
@@ -286,6 +289,7 @@ class Ros2RobotEnv(RobotEnv):
                             e.reset_timeout_s)
         obs = self._observe()
         self._target = self._q.copy()
+        self._ee_ref = None  # ee_integrate: no target since the reset
         self._gripper = -1.0
         self._tick = time.monotonic()
         return obs, {"reset_response": resp.message, INFO_TIMESTAMP: self._stamp_s}
@@ -329,8 +333,11 @@ class Ros2RobotEnv(RobotEnv):
     def _to_joint_targets(self, action: np.ndarray):
         n, spec, e = len(self.names), self.env_info.action_spec, self.p.env
         phys = spec.to_physical(action)
-        if e.action_mode == "ee_delta":  # as the sim tasks: a TCP step from the measured pose, orientation held
-            target = np.clip(self.fk(self._q) + phys[:3], *self._ee_box)
+        if e.action_mode == "ee_delta":  # as the sim tasks: a TCP step (from the measured pose or the last
+            # target, env.ee_integrate), orientation held
+            target = tcp_target(e.ee_integrate, self.fk(self._q), self._ee_ref, phys[:3], *self._ee_box,
+                                e.ee_max_delta)
+            self._ee_ref = target
             q_des = self.fk.ik(self._q, target, e.ee_quat, e.ee_home_q or None)
         else:
             q_des = phys[:n] if e.action_mode == "joint_pos" else self._target + phys[:n]

@@ -136,6 +136,32 @@ def test_ee_delta_moves_the_robot_tcp_as_it_moves_the_sim_tcp(lift_robot):
     sim.close()
 
 
+def test_integrated_ee_steps_move_the_robot_tcp_by_the_commanded_sum(lift_robot):
+    """env.ee_integrate on the robot: 20 commanded steps of 5 mm and 5 zero actions move the TCP by 100 mm
+    (within 2 mm, the other axes held within 2 mm), as the sim task with ee_integrate does."""
+    _, tmp = lift_robot
+    env = Ros2RobotEnv(str(tmp / "panda_lift.yaml"), overrides={"env.ee_integrate": True})  # the same node
+    try:
+        sim = make_env("sim/lift_proprio", ee_integrate=True)
+        assert env.env_info.action_spec.kind == sim.env_info.action_spec.kind == "ee_delta_pos_integrated+gripper"
+        hold = np.array([0, 0, 0, -1], np.float32)
+        for axis in range(3):
+            a = hold.copy()
+            a[axis] = 0.25
+            o, _ = env.reset()
+            p0 = o["state"][TCP].copy()
+            for _ in range(20):
+                o, *_ = env.step(a)
+            for _ in range(5):
+                o, *_ = env.step(hold)
+            moved = o["state"][TCP] - p0
+            print(f"axis {axis}: robot moved {np.round(moved * 1e3, 1)} mm of 100 commanded")
+            np.testing.assert_allclose(moved, np.eye(3)[axis] * 0.1, atol=0.002, err_msg=f"axis {axis}")
+        sim.close()
+    finally:
+        env.close()
+
+
 @pytest.fixture(scope="module")
 def sim_checkpoint(tmp_path_factory):
     """A small image + proprio BC policy trained on scripted sim/lift_proprio demos, in sim only."""
@@ -189,3 +215,8 @@ def test_a_checkpoint_with_another_state_layout_or_action_spec_is_refused(lift_r
         load_policy(bad, env=env, device="cpu")
     with pytest.warns(UserWarning, match="action scale differs"):
         load_policy(bad, env=env, device="cpu", allow_env_mismatch=True)
+    # the same numbers, executed from the last target instead of the measured TCP: another action
+    integrated = make_env("sim/lift_proprio", ee_integrate=True)
+    with pytest.raises(PolicyEnvMismatchError, match="ee_delta_pos_integrated"):
+        load_policy(sim_checkpoint, env=integrated, device="cpu")
+    integrated.close()

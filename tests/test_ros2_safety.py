@@ -136,6 +136,7 @@ def test_unknown_parameter_key_is_an_error_naming_file_and_key(tmp_path):
     (lambda d: d["robot"]["command"].update(msg_type="twist"), "command.msg_type"),
     (lambda d: d["robot"].update(control_hz="fast"), "expected a number"),
     (lambda d: d["robot"].pop("joint_names"), "missing required key 'joint_names'"),
+    (lambda d: d.setdefault("env", {}).update(ee_integrate="yes"), "env.ee_integrate"),
 ])
 def test_invalid_params_are_clear_errors(tmp_path, mutate, match):
     with pytest.raises(ParamError, match=match):

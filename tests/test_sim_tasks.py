@@ -77,6 +77,62 @@ def test_ee_delta_action_moves_tcp(lift):
     assert lift.gripper_width < 0.005
 
 
+def commanded_moves(env, steps: int = 20, hold: int = 5) -> list[np.ndarray]:
+    """Per axis: the TCP's displacement after `steps` steps of a 0.25 x max_delta action along it, then `hold`
+    zero actions (the servo catches up)."""
+    moves = []
+    for axis in range(3):
+        env.reset(seed=0)
+        p0 = env.tcp_pos
+        a = np.array([0, 0, 0, -1], np.float32)
+        a[axis] = 0.25
+        for _ in range(steps):
+            env.step(a)
+        for _ in range(hold):
+            env.step(np.array([0, 0, 0, -1], np.float32))
+        moves.append(env.tcp_pos - p0)
+    return moves
+
+
+def test_integrated_ee_steps_move_the_tcp_by_the_commanded_sum():
+    """20 x 5 mm commanded: with ee_integrate the TCP ends within 2 mm of 100 mm on the axis and of 0 off it;
+    stepping from the measured TCP (the default) falls short, as a lagging servo does."""
+    env = make_env("sim/lift_proprio", ee_integrate=True)
+    assert env.env_info.action_spec.kind == "ee_delta_pos_integrated+gripper"
+    assert env.env_info.config["ee_integrate"] is True
+    for axis, moved in enumerate(commanded_moves(env)):
+        expect = np.eye(3)[axis] * 20 * 0.25 * env.max_delta
+        np.testing.assert_allclose(moved, expect, atol=0.002, err_msg=f"axis {axis}")
+    measured = make_env("sim/lift_proprio")
+    assert measured.env_info.action_spec.kind == "ee_delta_pos+gripper"
+    short = [moved[axis] for axis, moved in enumerate(commanded_moves(measured))]
+    assert max(short) < 0.09, short  # measured here: 65-78 mm
+    with pytest.raises(ValueError, match="ee_integrate must be true or false"):
+        make_env("sim/lift", ee_integrate="yes")
+
+
+def test_integrated_target_stays_within_one_step_of_a_blocked_tcp():
+    from robotlearn.envs.kinematics import tcp_target
+
+    measured, box = np.zeros(3), (np.full(3, -1.0), np.full(3, 1.0))
+    target = None
+    for _ in range(50):  # the TCP never moves (contact): the target must not wind up
+        target = tcp_target(True, measured, target, np.array([0.02, 0.0, -0.02]), *box, max_lead=0.02)
+    np.testing.assert_allclose(target, [0.02, 0.0, -0.02])
+    # without integration every step starts from the measured TCP; the box clips either way
+    np.testing.assert_allclose(tcp_target(False, measured, target, np.full(3, 0.01), *box, 0.02), np.full(3, 0.01))
+    np.testing.assert_allclose(tcp_target(True, np.full(3, 0.995), None, np.full(3, 0.01), *box, 0.02), np.ones(3))
+
+
+@pytest.mark.parametrize("name", [*TASKS, "sim/peg_insert"])
+def test_expert_noise0_succeeds_with_integrated_ee_steps(name):
+    """The scripted experts step from `ee_reference`, so they need no change for ee_integrate."""
+    env = make_env(name, ee_integrate=True)
+    expert = env.make_expert(noise=0.0, seed=0)
+    assert all(run_episode(env, expert, seed)["success"] for seed in range(3))
+    env.close()
+
+
 @pytest.mark.parametrize("name", TASKS)
 def test_expert_noise0_succeeds(name):
     env = make_env(name)

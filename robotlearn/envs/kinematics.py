@@ -11,6 +11,33 @@ import numpy as np
 
 DOWN_QUAT = np.array([0.0, 1.0, 0.0, 0.0])  # TCP frame: x forward, z down (world frame), wxyz
 
+# Where an ee_delta step starts from (`ee_integrate` in the sim tasks and in a ROS 2 robot's env params):
+#   false  the measured TCP + the step: a servo that lags within a control period falls short of the
+#          commanded steps (the sim Panda covers 68-80 mm of 20 x 5 mm), and a zero action holds the TCP
+#          where it happens to be
+#   true   the previous step's target + the step, kept within one full step (max_delta per axis) of the
+#          measured TCP: once the servo catches up the TCP has moved by the sum of the commanded steps, and
+#          a TCP blocked by contact pushes no harder than without integration
+
+
+def ee_action_kind(integrate: bool) -> str:
+    """The ActionSpec kind (before "+gripper") of ee_delta actions: integrated or not, the same numbers execute
+    differently, so checkpoints move only between envs that agree."""
+    return "ee_delta_pos_integrated" if integrate else "ee_delta_pos"
+
+
+def tcp_target(integrate: bool, measured: np.ndarray, previous: np.ndarray | None, delta: np.ndarray,
+               low: np.ndarray, high: np.ndarray, max_lead: float) -> np.ndarray:
+    """The TCP position (3,) an ee_delta step of `delta` (3,) m aims at, inside the box [low, high].
+
+    `previous` is the last step's target (None after a reset: start from the measured TCP).
+    """
+    integrated = integrate and previous is not None
+    target = np.clip((previous if integrated else measured) + delta, low, high)
+    if integrated:
+        target = np.clip(target, measured - max_lead, measured + max_lead)
+    return target
+
 
 def ik_step(model: mujoco.MjModel, data: mujoco.MjData, site: int, qadr: np.ndarray, dadr: np.ndarray,
             target_pos: np.ndarray, target_quat: np.ndarray = DOWN_QUAT, home_q: np.ndarray | None = None,

@@ -2,7 +2,8 @@
 
 Action (normalised [-1, 1]^4): [dx, dy, dz, gripper] -> TCP displacement of up to
 `max_delta` metres per control step plus a gripper command (-1 open, +1 closed).
-Each control step solves one DLS IK step for the displaced TCP (orientation held
+Each control step solves one DLS IK step for the displaced TCP (from the measured TCP, or
+with `ee_integrate=True` from the last target; orientation held
 pointing down) and sends the joint targets to the position actuators; physics
 then runs `n_substeps` x 2 ms. The joint-level methods (`set_joint_targets`,
 `physics_step`, `compute_success`, `get_obs`) are what a ROS 2 node uses to
@@ -32,7 +33,7 @@ from robotlearn.envs import (
     proprio_state_names,
 )
 from robotlearn.envs.interface import INFO_INTERVENTION, INFO_INTERVENTION_ACTION, INFO_SUCCESS
-from robotlearn.envs.kinematics import DOWN_QUAT, ik_step
+from robotlearn.envs.kinematics import DOWN_QUAT, ee_action_kind, ik_step, tcp_target
 from sim.rendering import offscreen_renderer
 from sim.scene import PREFIX, Arena
 
@@ -78,8 +79,13 @@ class PandaTaskEnv(RobotEnv):
         intervene_p: float = 0.0,
         terminate_on_success: bool = True,
         action_latency_s: float = 0.0,
+        ee_integrate: bool = False,
     ) -> None:
         super().__init__()
+        if not isinstance(ee_integrate, bool):
+            raise ValueError(f"{self.task_name}: ee_integrate must be true or false, got {ee_integrate!r}")
+        self.ee_integrate = ee_integrate  # steps from the last target, not the measured TCP (envs/kinematics.py)
+        self._ee_ref: np.ndarray | None = None  # the last step's TCP target (None: none since the reset)
         if obs not in OBS_MODES:
             raise ValueError(f"{self.task_name}: obs must be one of {OBS_MODES}, got {obs!r}")
         if intervene not in ("none", "expert"):
@@ -144,7 +150,7 @@ class PandaTaskEnv(RobotEnv):
             control_hz=float(control_hz),
             horizon=int(horizon or self.default_horizon),
             action_spec=ActionSpec(
-                kind="ee_delta_pos+gripper",
+                kind=ee_action_kind(ee_integrate) + "+gripper",
                 names=("dx", "dy", "dz", "gripper"),
                 low=(-d, -d, -d, MAX_WIDTH),
                 high=(d, d, d, 0.0),
@@ -155,7 +161,7 @@ class PandaTaskEnv(RobotEnv):
                         init_joint_noise=self.init_joint_noise, obs=obs, intervene=intervene,
                         intervene_stray_m=intervene_stray_m, intervene_steps=intervene_steps,
                         intervene_p=intervene_p, terminate_on_success=self.terminate_on_success,
-                        action_latency_s=float(action_latency_s)),
+                        action_latency_s=float(action_latency_s), ee_integrate=ee_integrate),
             state_names=state_names,
         )
 
@@ -236,9 +242,17 @@ class PandaTaskEnv(RobotEnv):
         return ik_step(self.model, self.data, self._tcp, self._qadr, self._dadr, tcp_target, DOWN_QUAT, self.home_q,
                        damping, null_gain)
 
+    @property
+    def ee_reference(self) -> np.ndarray:
+        """Where a zero action holds the TCP: the measured TCP, or with ee_integrate the last target. Scripted
+        experts step from it, so they act the same either way."""
+        return self._ee_ref.copy() if self.ee_integrate and self._ee_ref is not None else self.tcp_pos
+
     def apply_action(self, action: np.ndarray) -> None:
         """Normalised [dx, dy, dz, gripper] -> IK joint targets + gripper command."""
-        target = np.clip(self.tcp_pos + action[:3] * self.max_delta, WORKSPACE[:, 0], WORKSPACE[:, 1])
+        target = tcp_target(self.ee_integrate, self.tcp_pos, self._ee_ref, action[:3] * self.max_delta,
+                            WORKSPACE[:, 0], WORKSPACE[:, 1], self.max_delta)
+        self._ee_ref = target
         self.set_joint_targets(self.ik_joint_targets(target), float(action[3]))
 
     # --- RobotEnv hooks ---------------------------------------------------
@@ -252,6 +266,7 @@ class PandaTaskEnv(RobotEnv):
         self._randomise(rng)
         mujoco.mj_forward(m, d)
         self.set_joint_targets(q0, -1.0)
+        self._ee_ref = None
         self._episode += 1
         if self.accepts_interventions:
             if self._human is None:  # noise 0: its seed changes nothing; no draw from rng, so episode 1 is as any other

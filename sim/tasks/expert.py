@@ -61,8 +61,9 @@ class ScriptedExpert:
         return np.array([*self.rng.normal(0.0, scale * self.noise, 2), 0.0])
 
     def move_to(self, target: np.ndarray, gripper: float, gain: float = 1.0) -> np.ndarray:
-        """Proportional step towards `target` (normalised, saturating at max_delta)."""
-        d = gain * (target - self.env.tcp_pos) / self.env.max_delta
+        """Proportional step towards `target` (normalised, saturating at max_delta), from where a zero action
+        would hold the TCP (`ee_reference`: the measured TCP, or the integrated target)."""
+        d = gain * (target - self.env.ee_reference) / self.env.max_delta
         n = np.abs(d).max()
         if n > 1.0:
             d = d / n
