@@ -112,9 +112,10 @@ def rl_parts(args, out: Path, clf_dir: Path | None) -> dict:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    from residual_rl import make_base_policy, rl_config, rl_worker_init, run_rl, steps_to
+    from residual_rl import TASKS, make_base_policy, parse_kv, rl_config, rl_worker_init, run_rl
+    from rl_report import steps_to
 
-    d = make_base_policy(TASK, out / "rl", seed=0)
+    d = make_base_policy(TASK, out / "rl", seed=0, recipe=parse_kv(args.base, "--base", allowed=TASKS[TASK]))
     bc, demos = str(d / "bc" / "checkpoints" / "last"), str(d / "demos.zarr")
     rl = rl_config("cpu", False)
     variants = {} if args.skip_baseline else {"true reward": ({}, "env")}
@@ -123,7 +124,7 @@ def rl_parts(args, out: Path, clf_dir: Path | None) -> dict:
             raise SystemExit("part b needs part a's classifier: run with --parts a b")
         variants["classifier reward"] = ({**CAMERA, "terminate_on_success": False}, f"classifier:{clf_dir}")
     if "c" in args.parts:
-        variants["true reward + interventions"] = ({"intervene": "expert"}, "env")
+        variants["true reward + interventions"] = ({"intervene": "expert", **parse_kv(args.human, "--human")}, "env")
     jobs = {(name, seed): dict(task=TASK, base_spec=bc, demos=demos, rl=rl, steps=args.rl_steps,
                                eval_every=args.eval_every, episodes=args.eval_episodes, seed=seed,
                                work=d / f"{name.replace(' ', '_').replace('+', 'and')}_s{seed}", env_kwargs=kw,
@@ -181,6 +182,11 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2, help="RL runs in parallel (processes)")
     p.add_argument("--skip-baseline", action="store_true",
                    help="(b, c) without the true-reward run, for comparing with an earlier run's (same --out)")
+    p.add_argument("--base", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="(b, c) the RL base's recipe on top of benchmarks/residual_rl.py's TASKS entry, e.g. "
+                        "demo_noise=0.6; use a new --out: the base is cached there")
+    p.add_argument("--human", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="(c) the simulated human's env kwargs, e.g. intervene_steps=5 intervene_stray_m=0.03")
     p.add_argument("--out", default="/tmp/robotlearn-real-signals")
     args = p.parse_args()
     import torch

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rl_report import HEADROOM_SCALES, TARGET, plot, report, steps_to  # noqa: F401 (steps_to: real_signals)
 from robotlearn.envs import make_env
 from robotlearn.policies.registry import base_entry, make_base
 from robotlearn.policies.rollout import evaluate
@@ -70,8 +71,6 @@ PROFILES = {
     "smoke": dict(rl="pipeline", seeds=1, steps={"sim/reach": 1500, "sim/lift": 1500, "sim/peg_insert": 1500},
                   eval_every=500, eval_episodes=10, rate_updates=100),
 }
-TARGET = 0.95
-HEADROOM_SCALES = [0.1, 0.2, 0.3, 0.5]
 
 
 def rl_config(name: str, scratch: bool, sets: list[str] = ()) -> ResidualConfig:
@@ -91,13 +90,15 @@ def rl_config(name: str, scratch: bool, sets: list[str] = ()) -> ResidualConfig:
     return cfg
 
 
-def make_base_policy(task: str, out: Path, seed: int, env_kwargs: dict | None = None) -> Path:
-    """Collect noisy demos and train a BC base once per task (cached under out/); with `env_kwargs` (the
-    --obs pixels env) the demos hold its observations and the base reads them (image + proprio)."""
+def make_base_policy(task: str, out: Path, seed: int, env_kwargs: dict | None = None, pixels: bool = False,
+                     recipe: dict | None = None) -> Path:
+    """Collect noisy demos and train a BC base once per task (cached under out/); the demos hold the observations
+    of the env `task` with `env_kwargs`, and with `pixels` the base reads its camera (image + proprio). `recipe`
+    overrides fields of the task's entry in TASKS (PIXEL_TASKS with `pixels`)."""
     from robotlearn.cli import collect, train_bc
     from robotlearn.cli.config import load
 
-    t = PIXEL_TASKS[task] if env_kwargs else TASKS[task]
+    t = {**(PIXEL_TASKS if pixels else TASKS)[task], **(recipe or {})}
     d = out / task.replace("/", "_")
     demos, bc = d / "demos.zarr", d / "bc"
     env_over = [f"env.{k}={json.dumps(v)}" for k, v in (env_kwargs or {}).items()]
@@ -107,7 +108,7 @@ def make_base_policy(task: str, out: Path, seed: int, env_kwargs: dict | None = 
         train_bc.run(load("train_bc", [
             f"dataset={demos}", f"env={task}", *env_over, f"steps={t['bc_steps']}", f"seed={seed}",
             f"out_dir={bc}", "eval_every=0", "final_eval_episodes=0", "progress=auto",
-            *(PIXEL_BC if env_kwargs else [])], train_bc.TrainBCConfig))
+            *(PIXEL_BC if pixels else [])], train_bc.TrainBCConfig))
     return d
 
 
@@ -258,48 +259,6 @@ def async_rates(task: str, base_spec: str, demos: str, rl: ResidualConfig, updat
             "actor_pace_hz": ac.pace_hz, "learner_alone_updates_per_s": ups}
 
 
-def filled(runs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """(eval steps, (seeds, points) success) on the longest run's grid; a run stopped early (--stop-held: it held
-    >= 95%) keeps its last value from there on."""
-    x = np.array([c[0] for c in max((r["curve"] for r in runs), key=len)])
-    y = np.array([[c[min(i, len(c) - 1)][1] for i in range(len(x))] for c in (r["curve"] for r in runs)])
-    return x, y
-
-
-def steps_to(curve: list, level: float) -> int | None:
-    """First eval step at which success >= level (None if never)."""
-    return next((int(x) for x, s in curve if s >= level - 1e-9), None)
-
-
-def plot(results: dict, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tasks = list(results)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        for name, style, color in (("residual", "-", "C0"), ("scratch", "--", "C1")):
-            runs = results[task][name]
-            x, y = filled(runs)
-            ax.plot(x, y.mean(0), style, color=color, lw=2,
-                    label={"residual": "BC base + residual", "scratch": "zero base (RLPD-style)"}[name] + " (mean)")
-            for run in runs:  # per seed, to where it ran
-                c = np.array(run["curve"])
-                ax.plot(c[:, 0], c[:, 1], style, color=color, lw=0.7, alpha=0.5)
-        ax.axhline(np.mean(results[task]["base"]), color="gray", ls=":", label="frozen BC base")
-        ax.axhline(TARGET, color="k", lw=0.5)
-        ax.set(title=task, xlabel="env steps", ylabel="success rate", ylim=(-0.02, 1.02))
-        ax.legend(fontsize=8, loc="lower right")
-        ax.grid(alpha=0.3)
-    import textwrap
-
-    fig.suptitle("\n".join(textwrap.wrap(title, 75 * len(tasks))), fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-
-
 def _job(kind: str, task: str, seed: int, base: str, demos: str, rl: ResidualConfig, steps: int, eval_every: int,
          episodes: int, work: str, threads: int, env_kwargs: dict | None = None, stop_held: int = 0):
     """One unit of work for the process pool: a frozen-base eval or one RL run."""
@@ -330,6 +289,11 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench_residual_rl")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per run")
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel (processes); 1 = one after another")
+    ap.add_argument("--base", nargs="*", default=[], metavar="KEY=VALUE",
+                    help=f"base recipe fields on top of the task's ({', '.join(TASKS['sim/reach'])}), "
+                         "e.g. demo_episodes=50 demo_noise=0.6; use a new --out: bases are cached there")
+    ap.add_argument("--env", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="env kwargs for demos, training and eval (JSON values), e.g. clearance=0.001")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="recipe fields for both methods on top of the profile, e.g. num_critics=10 utd=2")
     ap.add_argument("--report", action="store_true",
@@ -341,7 +305,8 @@ def main() -> None:
     tasks = args.tasks or (list(PIXEL_TASKS) if pixels else DEFAULT_TASKS)
     if pixels and set(tasks) - set(PIXEL_TASKS):
         ap.error(f"--obs pixels runs {sorted(PIXEL_TASKS)}, not {sorted(set(tasks) - set(PIXEL_TASKS))}")
-    env_kwargs = OBS[args.obs]
+    recipe = parse_kv(args.base, "--base", allowed=TASKS["sim/reach"])
+    env_kwargs = {**OBS[args.obs], **parse_kv(args.env, "--env")}
     stop_held = args.stop_held if args.stop_held is not None else (2 if pixels else 0)
     torch.set_num_threads(args.threads)
     p = PROFILES[args.profile]
@@ -354,8 +319,12 @@ def main() -> None:
     sets = [*(["encoder=base"] if pixels and not any(kv.startswith("encoder=") for kv in args.set) else []),
             *args.set]
     rl_res, rl_scr = rl_config(p["rl"], False, sets), rl_config(p["rl"], True, sets)
-    obs_desc = "state" if not pixels else (f"pixels ({', '.join(f'{k}={v}' for k, v in env_kwargs.items())}, "
+    obs_desc = "state" if not pixels else (f"pixels ({', '.join(f'{k}={v}' for k, v in OBS[args.obs].items())}, "
                                            f"rl.encoder={rl_res.encoder}, stop after {stop_held} evals >= 95%)")
+    if args.env:
+        obs_desc += f" --env {' '.join(args.env)}"
+    if args.base:
+        obs_desc += f" --base {' '.join(args.base)}"
     header = (f"profile={args.profile} device={device} threads={args.threads} jobs={args.jobs} obs={obs_desc} "
               f"rl=configs/rl/{p['rl']}.yaml (critics={rl_res.num_critics}, utd={rl_res.utd}, "
               f"hidden={rl_res.hidden_dim}, batch={rl_res.batch_size}, residual_scale={rl_res.residual_scale}) "
@@ -371,7 +340,7 @@ def main() -> None:
         return
     print(header, flush=True)
     t0 = time.time()
-    bases = {task: make_base_policy(task, out, 0, env_kwargs) for task in tasks}  # before any worker starts
+    bases = {task: make_base_policy(task, out, 0, env_kwargs, pixels, recipe) for task in tasks}  # before any worker starts
     rates: dict = {}
     room = {}
     for task in tasks:
@@ -410,6 +379,22 @@ def main() -> None:
     print(f"plot: {out / 'residual_rl.png'}  data: {out / 'results.json'}")
 
 
+def parse_kv(items: list[str], flag: str, allowed=None) -> dict:
+    """KEY=VALUE strings -> dict, values parsed as JSON (bare words stay strings); a one-line error otherwise."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{flag}: expected KEY=VALUE, got {item!r}")
+        if allowed is not None and key not in allowed:
+            raise SystemExit(f"{flag}: unknown key {key!r}; known: {', '.join(allowed)}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def die_with_parent() -> None:
     """Pool initializer: the worker exits once the benchmark process that started it is gone, so a killed
     benchmark leaves no RL runs behind on the cores."""
@@ -446,55 +431,6 @@ def run_jobs(jobs: dict, n: int) -> dict:
     with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=die_with_parent) as pool:
         futures = {k: pool.submit(_job, *jobs[k]) for k in order}
         return {k: f.result() for k, f in futures.items()}
-
-
-def report(results: dict, rates: dict, room: dict, header: str, wall: float) -> None:
-    print(f"\n{header}\n")
-    print("| task | " + " | ".join(f"oracle residual x{s:g}" for s in HEADROOM_SCALES) + " |")
-    print("|---|" + "---|" * len(HEADROOM_SCALES))
-    for task, r in room.items():
-        print(f"| {task} | " + " | ".join(f"{r[s]:.0%}" for s in HEADROOM_SCALES) + " |")
-    print("(headroom: frozen base + clip(expert - base, +-scale), a residual imitating the noise-free expert within "
-          "the bound: evidence the bound leaves room, not an upper limit)\n")
-    print("| task | method | success at env steps (mean over seeds) | final | steps to 95% | train wall to 95% |")
-    print("|---|---|---|---|---|---|")
-    for task, r in results.items():
-        base = float(np.mean(r["base"]))
-        print(f"| {task} | frozen BC base | - | {base:.0%} | - | - |")
-        for name, label in (("residual", "BC base + residual"), ("scratch", "zero base (RLPD-style)")):
-            runs = r[name]
-            xs, ys = filled(runs)
-            pts = ys.mean(0)
-            curve = " ".join(f"{x / 1000:g}k:{s:.0%}" for x, s in zip(xs, pts))
-            hit = [run["steps_to_target"] for run in runs if run["steps_to_target"] is not None]
-            wall_hit = [run["wall_to_target_s"] for run in runs if run["wall_to_target_s"] is not None]
-            to_t = f"{np.mean(hit):.0f} ({len(hit)}/{len(runs)} seeds)" if hit else f"not reached (0/{len(runs)})"
-            wall_t = f"{np.mean(wall_hit):.0f} s" if wall_hit else "-"
-            print(f"| {task} | {label} | {curve} | {pts[-1]:.0%} | {to_t} | {wall_t} |")
-    print("\n| task | method | seed | success at 0, 1k, ... | steps to 90% | steps to 95% | env steps run | train wall |")
-    print("|---|---|---|---|---|---|---|---|")
-    for task, r in results.items():
-        for name in ("residual", "scratch"):
-            for seed, run in enumerate(r[name]):
-                curve = " ".join(f"{s:.0%}" for _, s in run["curve"])
-                t90, t95 = steps_to(run["curve"], 0.90), steps_to(run["curve"], 0.95)
-                print(f"| {task} | {name} | {seed} | {curve} | {t90 if t90 is not None else '-'} | "
-                      f"{t95 if t95 is not None else '-'} | {run['curve'][-1][0]} | {run['train_wall_s']:.0f} s |")
-    print("(a run stopped with --stop-held keeps its last value in the means above)\n")
-    for task, r in results.items():
-        x, res = filled(r["residual"])
-        x2, scr = filled(r["scratch"])
-        n = min(len(x), len(x2))  # the grids share eval_every; compare where both have points
-        res, scr, x = res.mean(0)[:n], scr.mean(0)[:n], x[:n]
-        gap = " ".join(f"{xi / 1000:g}k:{100 * (a - b):+.0f}" for xi, a, b in zip(x, res, scr))
-        print(f"{task}: residual - scratch (points, mean over seeds) {gap}; residual >= scratch at every eval point: "
-              f"{'yes' if np.all(res >= scr) else 'no'}")
-    print("\nconcurrent async run (1 actor process paced at 0.8 x learner rate / UTD + learner, residual recipe):")
-    for task, r in rates.items():
-        print(f"  {task}: learner {r['learner_updates_per_s']:.1f} updates/s while the actor ran "
-              f"{r['actor_steps_per_s']:.1f} steps/s (paced at {r['actor_pace_hz']:.1f}; learner alone "
-              f"{r['learner_alone_updates_per_s']:.1f} updates/s)")
-    print(f"benchmark wall time: {wall / 60:.1f} min (cores: {os.cpu_count()})")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,121 @@
+"""Tables and plots for the residual RL benchmarks (benchmarks/residual_rl.py, real_signals.py).
+
+Input is the benchmark's `results` dict: {task: {"base": [success per seed],
+"residual": [run, ...], "scratch": [run, ...]}}, a run being run_rl's dict with
+"curve" = [(env steps, success), ...] (a run stopped early by --stop-held is shorter).
+"""
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+TARGET = 0.95  # "reached" in the tables, and what --stop-held holds
+HEADROOM_SCALES = [0.1, 0.2, 0.3, 0.5]  # residual bounds of the oracle-residual headroom probe
+
+
+def filled(runs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(eval steps, (seeds, points) success) on the longest run's grid; a run stopped early (--stop-held: it held
+    >= 95%) keeps its last value from there on."""
+    x = np.array([c[0] for c in max((r["curve"] for r in runs), key=len)])
+    y = np.array([[c[min(i, len(c) - 1)][1] for i in range(len(x))] for c in (r["curve"] for r in runs)])
+    return x, y
+
+
+def steps_to(curve: list, level: float) -> int | None:
+    """First eval step at which success >= level (None if never)."""
+    return next((int(x) for x, s in curve if s >= level - 1e-9), None)
+
+
+def speedup(residual: list[dict], scratch: list[dict]) -> list[dict]:
+    """Per seed: from-scratch's final success (the mean of its last two eval points), the steps at which scratch
+    first reaches it and at which the residual does, and their ratio (issue 20's "at most 1/3 of its steps")."""
+    rows = []
+    for res, scr in zip(residual, scratch):
+        final = float(np.mean([s for _, s in scr["curve"][-2:]]))
+        s_scr, s_res = steps_to(scr["curve"], final), steps_to(res["curve"], final)
+        ratio = (s_scr / s_res if s_res else float("inf")) if s_res is not None and s_scr is not None else None
+        rows.append({"scratch_final": final, "scratch_steps": s_scr, "residual_steps": s_res, "ratio": ratio})
+    return rows
+
+
+def plot(results: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(results)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for name, style, color in (("residual", "-", "C0"), ("scratch", "--", "C1")):
+            runs = results[task][name]
+            x, y = filled(runs)
+            ax.plot(x, y.mean(0), style, color=color, lw=2,
+                    label={"residual": "BC base + residual", "scratch": "zero base (RLPD-style)"}[name] + " (mean)")
+            for run in runs:  # per seed, to where it ran
+                c = np.array(run["curve"])
+                ax.plot(c[:, 0], c[:, 1], style, color=color, lw=0.7, alpha=0.5)
+        ax.axhline(np.mean(results[task]["base"]), color="gray", ls=":", label="frozen BC base")
+        ax.axhline(TARGET, color="k", lw=0.5)
+        ax.set(title=task, xlabel="env steps", ylabel="success rate", ylim=(-0.02, 1.02))
+        ax.legend(fontsize=8, loc="lower right")
+        ax.grid(alpha=0.3)
+    fig.suptitle("\n".join(textwrap.wrap(title, 75 * len(tasks))), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def report(results: dict, rates: dict, room: dict, header: str, wall: float) -> None:
+    print(f"\n{header}\n")
+    print("| task | " + " | ".join(f"oracle residual x{s:g}" for s in HEADROOM_SCALES) + " |")
+    print("|---|" + "---|" * len(HEADROOM_SCALES))
+    for task, r in room.items():
+        print(f"| {task} | " + " | ".join(f"{r[s]:.0%}" for s in HEADROOM_SCALES) + " |")
+    print("(headroom: frozen base + clip(expert - base, +-scale), a residual imitating the noise-free expert within "
+          "the bound: evidence the bound leaves room, not an upper limit)\n")
+    print("| task | method | success at env steps (mean over seeds) | final | steps to 95% | train wall to 95% |")
+    print("|---|---|---|---|---|---|")
+    for task, r in results.items():
+        base = float(np.mean(r["base"]))
+        print(f"| {task} | frozen BC base | - | {base:.0%} | - | - |")
+        for name, label in (("residual", "BC base + residual"), ("scratch", "zero base (RLPD-style)")):
+            runs = r[name]
+            xs, ys = filled(runs)
+            pts = ys.mean(0)
+            curve = " ".join(f"{x / 1000:g}k:{s:.0%}" for x, s in zip(xs, pts))
+            hit = [run["steps_to_target"] for run in runs if run["steps_to_target"] is not None]
+            wall_hit = [run["wall_to_target_s"] for run in runs if run["wall_to_target_s"] is not None]
+            to_t = f"{np.mean(hit):.0f} ({len(hit)}/{len(runs)} seeds)" if hit else f"not reached (0/{len(runs)})"
+            wall_t = f"{np.mean(wall_hit):.0f} s" if wall_hit else "-"
+            print(f"| {task} | {label} | {curve} | {pts[-1]:.0%} | {to_t} | {wall_t} |")
+    print("\n| task | method | seed | success at 0, 1k, ... | steps to 90% | steps to 95% | env steps run | train wall |")
+    print("|---|---|---|---|---|---|---|---|")
+    for task, r in results.items():
+        for name in ("residual", "scratch"):
+            for seed, run in enumerate(r[name]):
+                curve = " ".join(f"{s:.0%}" for _, s in run["curve"])
+                t90, t95 = steps_to(run["curve"], 0.90), steps_to(run["curve"], 0.95)
+                print(f"| {task} | {name} | {seed} | {curve} | {t90 if t90 is not None else '-'} | "
+                      f"{t95 if t95 is not None else '-'} | {run['curve'][-1][0]} | {run['train_wall_s']:.0f} s |")
+    print("(a run stopped with --stop-held keeps its last value in the means above)\n")
+    for task, r in results.items():
+        x, res = filled(r["residual"])
+        x2, scr = filled(r["scratch"])
+        n = min(len(x), len(x2))  # the grids share eval_every; compare where both have points
+        res, scr, x = res.mean(0)[:n], scr.mean(0)[:n], x[:n]
+        gap = " ".join(f"{xi / 1000:g}k:{100 * (a - b):+.0f}" for xi, a, b in zip(x, res, scr))
+        print(f"{task}: residual - scratch (points, mean over seeds) {gap}; residual >= scratch at every eval point: "
+              f"{'yes' if np.all(res >= scr) else 'no'}")
+        for seed, row in enumerate(speedup(r["residual"], r["scratch"])):
+            ratio = f"{row['ratio']:.1f}x" if row["ratio"] is not None else "-"
+            print(f"  seed {seed}: scratch's final success {row['scratch_final']:.0%}, reached by scratch at "
+                  f"{row['scratch_steps']} and by the residual at {row['residual_steps']} env steps: {ratio}")
+    print("\nconcurrent async run (1 actor process paced at 0.8 x learner rate / UTD + learner, residual recipe):")
+    for task, r in rates.items():
+        print(f"  {task}: learner {r['learner_updates_per_s']:.1f} updates/s while the actor ran "
+              f"{r['actor_steps_per_s']:.1f} steps/s (paced at {r['actor_pace_hz']:.1f}; learner alone "
+              f"{r['learner_alone_updates_per_s']:.1f} updates/s)")
+    print(f"benchmark wall time: {wall / 60:.1f} min (cores: {os.cpu_count()})")
