@@ -266,6 +266,32 @@ def test_simulated_human_takes_over_when_the_policy_strays():
         make_env("sim/lift", intervene="human")
 
 
+def test_patient_human_finishes_only_the_episodes_the_policy_has_not():
+    """intervene_after: nothing while the policy succeeds in time; after that many steps without success the
+    clean expert drives every remaining step (its phases started afresh) and completes the task."""
+    env = make_env("sim/lift", intervene="expert", intervene_stray_m=0, intervene_after=30)
+    assert env.env_info.config["intervene_after"] == 30
+    expert = env.make_expert(noise=0.0, seed=1)
+    env.reset(seed=3)
+    flags, term = [], False
+    while not term:  # the clean expert as the policy: done in ~25 steps, never helped
+        _, _, term, trunc, info = env.step(expert.act({})[0])
+        flags.append(info["is_intervention"])
+        assert not trunc
+    assert len(flags) <= 30 and not any(flags)
+    env.reset(seed=3)
+    flags, term, trunc = [], False, False
+    while not (term or trunc):  # a policy that only climbs: 30 steps of its own, then the human to success
+        _, _, term, trunc, info = env.step(np.array([0.0, 0.0, 1.0, 1.0], np.float32))
+        flags.append(info["is_intervention"])
+    assert flags[:30] == [False] * 30 and all(flags[30:]) and term and info["success"]
+    never = make_env("sim/lift", intervene="expert", intervene_stray_m=0)  # no rule left: the human never drives
+    never.reset(seed=3)
+    assert not any(never.step(np.array([0.0, 0.0, 1.0, 1.0], np.float32))[4]["is_intervention"] for _ in range(40))
+    with pytest.raises(ValueError, match="intervene_after >= 0"):
+        make_env("sim/lift", intervene="expert", intervene_after=-1)
+
+
 def test_action_latency_delays_the_command_within_the_control_period():
     """action_latency_s: physics runs under the previous command first, so the same commands move the TCP less
     in the first step and the step still lasts one control period."""

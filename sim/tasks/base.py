@@ -77,6 +77,7 @@ class PandaTaskEnv(RobotEnv):
         intervene_stray_m: float = 0.04,
         intervene_steps: int = 10,
         intervene_p: float = 0.0,
+        intervene_after: int = 0,
         terminate_on_success: bool = True,
         action_latency_s: float = 0.0,
         ee_integrate: bool = False,
@@ -90,19 +91,24 @@ class PandaTaskEnv(RobotEnv):
             raise ValueError(f"{self.task_name}: obs must be one of {OBS_MODES}, got {obs!r}")
         if intervene not in ("none", "expert"):
             raise ValueError(f"{self.task_name}: intervene must be 'none' or 'expert', got {intervene!r}")
-        if intervene_stray_m <= 0 or intervene_steps < 1 or not 0.0 <= intervene_p <= 1.0:
-            raise ValueError(f"{self.task_name}: need intervene_stray_m > 0, intervene_steps >= 1 and "
-                             f"0 <= intervene_p <= 1 (got {intervene_stray_m}, {intervene_steps}, {intervene_p})")
+        if intervene_stray_m < 0 or intervene_steps < 1 or not 0.0 <= intervene_p <= 1.0 or intervene_after < 0:
+            raise ValueError(f"{self.task_name}: need intervene_stray_m >= 0, intervene_steps >= 1, "
+                             f"0 <= intervene_p <= 1 and intervene_after >= 0 (got {intervene_stray_m}, "
+                             f"{intervene_steps}, {intervene_p}, {intervene_after})")
         self.obs_mode = obs
-        # A simulated human (intervene="expert"): the task's clean scripted expert takes over for
-        # `intervene_steps` steps once the policy's last 5 TCP steps end more than `intervene_stray_m` metres
-        # off the expert's path over those steps (a drift, not jitter that cancels out; slower than the expert
-        # along its path is not straying, as a teleoperator would not take over a slow robot on its way),
-        # and at the start of an episode
-        # with probability `intervene_p`; flagged through INFO_INTERVENTION / INFO_INTERVENTION_ACTION like a
-        # teleop device.
+        # A simulated human (intervene="expert"): the task's clean scripted expert, flagged through
+        # INFO_INTERVENTION / INFO_INTERVENTION_ACTION like a teleop device. It takes over
+        # - for `intervene_steps` steps once the policy's last 5 TCP steps end more than `intervene_stray_m`
+        #   metres off the expert's path over those steps (a drift, not jitter that cancels out; slower than the
+        #   expert along its path is not straying, as a teleoperator would not take over a slow robot on its
+        #   way); 0 = never for straying;
+        # - for `intervene_steps` steps at the start of an episode with probability `intervene_p`;
+        # - with `intervene_after` > 0, once the episode has run that many steps without success: the patient
+        #   human lets the policy try, then finishes the episode from where it is (its phases started afresh).
+        #   Only failing episodes are helped, so the share of steps it drives falls as the policy improves.
         self.accepts_interventions = intervene == "expert"
         self.intervene_stray_m, self.intervene_steps, self.intervene_p = intervene_stray_m, intervene_steps, intervene_p
+        self.intervene_after = int(intervene_after)
         self._human = None
         self.terminate_on_success = bool(terminate_on_success)  # false: only a learned detector ends episodes
         arena = Arena(self.task_name.replace("/", "_"))
@@ -160,7 +166,8 @@ class PandaTaskEnv(RobotEnv):
                         image_size=self.image_size, max_delta=self.max_delta, control_hz=float(control_hz),
                         init_joint_noise=self.init_joint_noise, obs=obs, intervene=intervene,
                         intervene_stray_m=intervene_stray_m, intervene_steps=intervene_steps,
-                        intervene_p=intervene_p, terminate_on_success=self.terminate_on_success,
+                        intervene_p=intervene_p, intervene_after=self.intervene_after,
+                        terminate_on_success=self.terminate_on_success,
                         action_latency_s=float(action_latency_s), ee_integrate=ee_integrate),
             state_names=state_names,
         )
@@ -274,6 +281,7 @@ class PandaTaskEnv(RobotEnv):
             self._human.reset()
             self._takeover = self.intervene_steps if rng.random() < self.intervene_p else 0
             self._stray: list[np.ndarray] = []  # the last 5 steps' (policy, expert) TCP moves, (2, 3) m
+            self._steps, self._rescue = 0, False  # steps this episode; the patient human has taken over
         return self.get_obs(), {"success": False}
 
     def _step(self, action):
@@ -291,8 +299,14 @@ class PandaTaskEnv(RobotEnv):
 
     def _maybe_take_over(self, action: np.ndarray, info: dict) -> np.ndarray:
         """The simulated human's decision for this step; its action replaces the policy's while it drives."""
+        self._steps += 1
+        if self.intervene_after and not self._rescue and self._steps > self.intervene_after:
+            self._rescue = True
+            self._human.reset()  # its phase machine starts again from this state
         human = self._human.act({})[0]  # the scripted expert reads the sim, not the observation
-        if self._takeover == 0:
+        if self._rescue:
+            self._takeover = 1  # to the end of the episode
+        elif self._takeover == 0 and self.intervene_stray_m > 0:
             # where the policy's last 5 steps would take the TCP against the expert's path over them: summed
             # moves, so zero-mean jitter (exploration noise) cancels and a steady drift does not
             self._stray = [*self._stray[-4:], np.stack([action[:3], human[:3]]) * self.max_delta]
