@@ -18,9 +18,10 @@ the env made with `terminate_on_success=false`, so only the classifier ends an e
 run with the task's true reward. The RL itself reads the privileged state in both, so the comparison
 isolates the reward source; evaluation always counts the true detector on the plain task.
 
-(c) The true-reward run of (b) against the same run with a simulated human (`intervene=expert`: the clean
-scripted expert takes over for 10 steps when the policy strays; its steps join the demo half of each
-batch): success vs env steps and the share of steps the human drove, per 1000 env steps of training.
+(c) The true-reward run of (b) against the same run with a simulated human (`intervene=expert`; by default
+the patient one, `--human`: the clean scripted expert finishes every episode the policy has not succeeded
+in after 50 steps; its steps join the demo half of each batch): success vs env steps and the share of
+steps the human drove, per 1000 env steps of training.
 """
 from __future__ import annotations
 
@@ -182,11 +183,13 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2, help="RL runs in parallel (processes)")
     p.add_argument("--skip-baseline", action="store_true",
                    help="(b, c) without the true-reward run, for comparing with an earlier run's (same --out)")
-    p.add_argument("--base", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="(b, c) the RL base's recipe on top of benchmarks/residual_rl.py's TASKS entry, e.g. "
-                        "demo_noise=0.6; use a new --out: the base is cached there")
-    p.add_argument("--human", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="(c) the simulated human's env kwargs, e.g. intervene_steps=5 intervene_stray_m=0.03")
+    p.add_argument("--base", nargs="*", default=["demo_noise=0.6"], metavar="KEY=VALUE",
+                   help="(b, c) the RL base's recipe on top of benchmarks/residual_rl.py's TASKS entry (default "
+                        "%(default)s: its noise-0.8 base did not improve with RL in 8k steps, "
+                        "docs/results/real_signals.md); use a new --out: the base is cached there")
+    p.add_argument("--human", nargs="*", default=["intervene_stray_m=0", "intervene_after=50"], metavar="KEY=VALUE",
+                   help="(c) the simulated human's env kwargs (default %(default)s: the patient human, who finishes "
+                        "the episodes the policy has not succeeded in after 50 steps)")
     p.add_argument("--out", default="/tmp/robotlearn-real-signals")
     args = p.parse_args()
     import torch
