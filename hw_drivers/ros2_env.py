@@ -45,7 +45,6 @@ from hw_drivers.conversions import (
     make_command,
 )
 from hw_drivers.kinematics import MujocoFK
-from robotlearn.envs.kinematics import ee_action_kind, tcp_target
 from hw_drivers.ros_runtime import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, RosNode
 from hw_drivers.safety import EStopLatch, SafetyLayer, check_finite
 from hw_drivers.sensors import StaleObservationError, TopicCache
@@ -67,6 +66,7 @@ from robotlearn.envs.interface import (
     INFO_SUCCESS,
     INFO_TIMESTAMP,
 )
+from robotlearn.envs.kinematics import ee_action_kind, tcp_target
 
 
 def resolve_params(path: str) -> Path:

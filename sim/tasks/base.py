@@ -304,17 +304,15 @@ class PandaTaskEnv(RobotEnv):
             self._rescue = True
             self._human.reset()  # its phase machine starts again from this state
         human = self._human.act({})[0]  # the scripted expert reads the sim, not the observation
-        if self._rescue:
-            self._takeover = 1  # to the end of the episode
-        elif self._takeover == 0 and self.intervene_stray_m > 0:
+        if not self._rescue and self._takeover == 0 and self.intervene_stray_m > 0:
             # where the policy's last 5 steps would take the TCP against the expert's path over them: summed
             # moves, so zero-mean jitter (exploration noise) cancels and a steady drift does not
             self._stray = [*self._stray[-4:], np.stack([action[:3], human[:3]]) * self.max_delta]
             if off_path(*np.sum(self._stray, axis=0)) > self.intervene_stray_m:
                 self._takeover, self._stray = self.intervene_steps, []
-        if self._takeover == 0:
+        if not (self._rescue or self._takeover):  # the patient human drives to the end of the episode
             return action
-        self._takeover -= 1
+        self._takeover = max(self._takeover - 1, 0)
         info[INFO_INTERVENTION], info[INFO_INTERVENTION_ACTION] = True, human.astype(np.float32)
         return human
 
