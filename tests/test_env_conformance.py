@@ -28,7 +28,7 @@ def get_env(name: str):
 
 
 def test_builtin_envs_registered():
-    for name in ("sim/reach", "sim/lift", "sim/pick_place", "sim/peg_insert", "sim/peg_insert_proprio",
+    for name in ("sim/reach", "sim/lift", "sim/pick_place", "sim/peg_insert", "sim/peg_insert_proprio", "sim/peg_pick_insert",
                  "dmc/cartpole-swingup", "dmc/reacher-easy", "robosuite/Lift", "gym-hil/PandaPickCubeBase",
                  "gym/Pendulum-v1"):
         assert name in ENVS

@@ -111,6 +111,13 @@ def test_peg_insert_is_served_without_node_changes(tmp_path):
         assert not info["success"]
 
 
+def test_peg_pick_insert_is_served_without_node_changes(tmp_path):
+    """sim/peg_pick_insert over ROS 2 from its YAML alone (its weld grasp runs inside the task's physics step)."""
+    with serve(tmp_path, "peg_pick_insert", DOMAIN + 30) as (env, _):
+        check_state_parity(env, "sim/peg_pick_insert_proprio", steps=5)
+        assert env.horizon == 150
+
+
 def test_ee_delta_moves_the_robot_tcp_as_it_moves_the_sim_tcp(lift_robot):
     """20 steps of one commanded TCP step each way: the robot's TCP goes where the sim's goes."""
     env, _ = lift_robot

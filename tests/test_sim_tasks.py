@@ -124,7 +124,7 @@ def test_integrated_target_stays_within_one_step_of_a_blocked_tcp():
     np.testing.assert_allclose(tcp_target(True, np.full(3, 0.995), None, np.full(3, 0.01), *box, 0.02), np.ones(3))
 
 
-@pytest.mark.parametrize("name", [*TASKS, "sim/peg_insert"])
+@pytest.mark.parametrize("name", [*TASKS, "sim/peg_insert", "sim/peg_pick_insert"])
 def test_expert_noise0_succeeds_with_integrated_ee_steps(name):
     """The scripted experts step from `ee_reference`, so they need no change for ee_integrate."""
     env = make_env(name, ee_integrate=True)

@@ -23,6 +23,7 @@ class ScriptedExpert:
     action_dim = 4
     action_chunk_size = 1
     jitter = 0.5  # motion jitter: standard deviation of the normalised xyz action at noise 1
+    slip_p = 0.02  # probability per step, at noise 1, that the gripper command flips for 2-4 steps
 
     def __init__(self, env, noise: float = 0.0, seed: int = 0) -> None:
         if not 0.0 <= noise:
@@ -48,7 +49,7 @@ class ScriptedExpert:
         a = np.asarray(self._clean_action(), dtype=np.float64)
         if self.noise > 0:
             a[:3] += self.rng.normal(0.0, self.jitter * self.noise, 3)
-            if self._slip == 0 and self.rng.random() < 0.02 * self.noise:
+            if self._slip == 0 and self.slip_p > 0 and self.rng.random() < self.slip_p * self.noise:
                 self._slip = int(self.rng.integers(2, 5))
             if self._slip > 0:
                 self._slip -= 1

@@ -61,9 +61,16 @@ class PegInsertEnv(PandaTaskEnv):
         super().__init__(**kwargs)
         self.env_info.config.update(clearance=self.clearance, chamfer=self.chamfer, insert_depth=self.insert_depth)
         self._hole = self.model.body("hole").mocapid[0]
-        self._tip = self.model.site(f"{PREFIX}peg_tip").id
+        self._tip = self.model.site(self.tip_site).id
+
+    tip_site = f"{PREFIX}peg_tip"  # the peg tip's site (the mounted peg is part of the attached robot)
 
     def _build(self, arena) -> None:
+        self._add_peg(arena)
+        self._add_hole(arena)
+
+    def _add_peg(self, arena) -> None:
+        """The peg mounted rigidly in the hand, its tip PEG_TIP below the TCP."""
         hand = arena.root.find("body", f"{PREFIX}hand")
         tcp_z = float(arena.root.find("site", f"{PREFIX}tcp").pos[2])  # in the hand frame
         peg = hand.add("body", name="peg", pos=[0, 0, tcp_z + (PEG_TIP - PEG_TOP) / 2])
@@ -73,6 +80,8 @@ class PegInsertEnv(PandaTaskEnv):
         peg.add("site", name="peg_tip", pos=[0, 0, (PEG_TIP + PEG_TOP) / 2], size=[0.003], rgba=[1, 0, 0, 0],
                 group=4)
 
+    def _add_hole(self, arena) -> None:
+        """The block with the chamfered bore, a mocap body placed on reset."""
         body = arena.worldbody.add("body", name="hole", mocap=True, pos=[0.5, 0, TABLE_Z])
         rgba, h, c, r, n = (0.85, 0.55, 0.15, 1), HOLE_HEIGHT, self.chamfer, self.bore_radius, BORE_SIDES
         body.add("geom", name="hole_plate", type="box", size=[PLATE_HALF, PLATE_HALF, 0.0015], pos=[0, 0, 0.0015],
