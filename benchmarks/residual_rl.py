@@ -12,7 +12,8 @@ measures learner updates/s and actor steps/s running concurrently.
 
 Profiles (stated in the output):
   cpu    state obs, rl=cpu (2 critics, UTD 4), 3 seeds, 12k steps on reach and 8k on lift, 2 runs at a time;
-         ~50 min on a free 2-core CPU; `--tasks sim/peg_insert` adds the contact-rich task (30k steps per run)
+         ~50 min on a free 2-core CPU; `--tasks sim/peg_insert sim/peg_pick_insert` add the contact-rich
+         tasks (30k steps per run)
   gpu    state obs, rl=resfit (10 critics, UTD 4: the default recipe), 3 seeds, 50k steps; with --obs pixels
          rl.encoder=drq (conv encoders trained through the critic loss), 30k steps
   smoke  a tiny run for development
@@ -54,6 +55,8 @@ TASKS = {  # demos + BC sized so the base lands at roughly 30-70% success
     # millimetre precision (docs/results/peg_insert.md, 50 episodes each, with per-episode expert noise): 100 demos
     # at noise 0.6 gave an 86-94% base, 50 at 0.6 24%, 30 at 0.6 8%, these 50%
     "sim/peg_insert": dict(demo_episodes=100, demo_noise=0.8, bc_steps=3000),
+    # grasp, carry, then the same insertion: 100 demos at 0.8 (40% successful) gave a 40% base, at 0.6 (53%) 8%
+    "sim/peg_pick_insert": dict(demo_episodes=100, demo_noise=0.8, bc_steps=3000),
 }
 # --obs pixels: demos + image BC sized for a 30-70% base from the camera; a lighter encoder and batch than
 # configs/policy/bc_mlp.yaml's (32 channels, batch 128: ~0.6 s per BC step on one CPU core at 64x64)
@@ -65,13 +68,16 @@ PIXEL_TASKS = {  # lift at noise 0.8 gave an 8% image base (50 episodes); 0.6 is
 # env kwargs per --obs; the wrist view lifts lift's image base from 2-8% (front alone) to 32%
 # (docs/results/residual_rl_pixels.md)
 OBS = {"state": {}, "pixels": {"obs": "proprio", "cameras": ["front", "wrist"], "image_size": 64}}
-DEFAULT_TASKS = ["sim/reach", "sim/lift"]  # sim/peg_insert on request (--tasks): its runs are 30k steps each
+DEFAULT_TASKS = ["sim/reach", "sim/lift"]  # the peg tasks on request (--tasks): their runs are 30k steps each
 PROFILES = {
-    "cpu": dict(rl="cpu", seeds=3, steps={"sim/reach": 12_000, "sim/lift": 8000, "sim/peg_insert": 30_000},
+    "cpu": dict(rl="cpu", seeds=3, steps={"sim/reach": 12_000, "sim/lift": 8000, "sim/peg_insert": 30_000,
+                                          "sim/peg_pick_insert": 30_000},
                 eval_every=2000, eval_episodes=50, rate_updates=1000, pixel_steps=30_000),
-    "gpu": dict(rl="resfit", seeds=3, steps={"sim/reach": 50_000, "sim/lift": 50_000, "sim/peg_insert": 50_000},
+    "gpu": dict(rl="resfit", seeds=3, steps={"sim/reach": 50_000, "sim/lift": 50_000, "sim/peg_insert": 50_000,
+                                             "sim/peg_pick_insert": 50_000},
                 eval_every=5000, eval_episodes=50, rate_updates=2000, pixel_steps=30_000),
-    "smoke": dict(rl="pipeline", seeds=1, steps={"sim/reach": 1500, "sim/lift": 1500, "sim/peg_insert": 1500},
+    "smoke": dict(rl="pipeline", seeds=1, steps={"sim/reach": 1500, "sim/lift": 1500, "sim/peg_insert": 1500,
+                                                 "sim/peg_pick_insert": 1500},
                   eval_every=500, eval_episodes=10, rate_updates=100, pixel_steps=1500),
 }
 
