@@ -20,8 +20,8 @@ from robotlearn.envs import make_env
 from robotlearn.policies.checkpoint import PolicyEnvMismatchError, load_policy
 
 REPO = Path(__file__).resolve().parents[1]
-# ROS_DOMAIN_IDs per module: robot 10-29 (+20, +21), transport 60-79, e2e 110-129, parity 140-199 (+20, +40),
-# bridge 200-219
+# ROS_DOMAIN_IDs per module: robot 10-29 (+20, +21), transport 60-79, e2e 110-129, parity 140-199 (+20, +30, +40),
+# bridge 200-219, cameras RL 220-229
 DOMAIN = 140 + os.getpid() % 20
 TCP = slice(14, 17)  # tcp_x/y/z in the proprio state (proprio_state_names(7))
 
