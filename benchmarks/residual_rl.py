@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from rl_report import HEADROOM_SCALES, TARGET, plot, report, steps_to  # noqa: F401 (steps_to: real_signals)
-from robotlearn.envs import make_env
+from robotlearn.envs import image_shapes, make_env
 from robotlearn.policies.registry import base_entry, make_base
 from robotlearn.policies.rollout import evaluate
 from robotlearn.rl.evaluate import BasePlusResidual
@@ -141,7 +141,8 @@ def eval_success(task: str, base_spec: str, learner: Learner | None, episodes: i
     base = make_base(base_spec, env, seed=seed)  # a fresh base: the actor's chunk state is untouched
     policy = base
     if learner is not None:
-        res = ResidualPolicy(learner.learner.state_dim, learner.learner.action_dim, learner.rl)
+        res = ResidualPolicy(learner.learner.state_dim, learner.learner.action_dim, learner.rl,  # as the actor's
+                             image_shapes=image_shapes(env.observation_space) if learner.rl.encoder == "drq" else None)
         res.load_weights(learner.learner.actor_weights(), learner.learner.version)
         policy = BasePlusResidual(base, res, features=features)
     r = evaluate(policy, env, episodes, seed=eval_reset_seed(seed))
@@ -253,7 +254,7 @@ def async_rates(task: str, base_spec: str, demos: str, rl: ResidualConfig, updat
     env = make_env(task, **(env_kwargs or {}))
     features = frozen_encoder(rl, base_spec)
     ups = measure_update_rate(rl, env.observation_space["state"].shape[0] + (features.dim if features else 0),
-                              env.action_space.shape[0])
+                              env.action_space.shape[0], image_shapes=image_shapes(env.observation_space))
     env.close()
     import shutil
 

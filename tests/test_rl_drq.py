@@ -116,3 +116,27 @@ def test_async_drq_run_trains_on_logged_frames(tmp_path):
     assert versions[-1] > versions[0]
     meta = yaml.safe_load((tmp_path / "run" / "checkpoint" / "learner.yaml").read_text())
     assert meta["image_shapes"] == {"images/front": [H, H, 3]} and meta["config"]["encoder"] == "drq"
+
+
+def test_the_update_rate_probe_encodes_frames_for_drq():
+    """Pacing a drq run (finetune match_learner, the benchmark's async rates) times updates that encode frames."""
+    from robotlearn.runtime.learner import measure_update_rate
+
+    drq = measure_update_rate(cfg(), S, A, "cpu", n=2, image_shapes=CAMS)
+    state_only = measure_update_rate(cfg(encoder="none"), S, A, "cpu", n=2, image_shapes=CAMS)  # frames ignored
+    assert 0 < drq < state_only
+    with pytest.raises(ValueError, match="drq"):
+        measure_update_rate(cfg(), S, A, "cpu", n=2)  # no cameras: the learner's own one-line error
+
+
+@pytest.mark.parametrize("encoder", ["none", "drq"])
+def test_the_local_weights_slot_holds_the_actor_weights_message(encoder):
+    """The local weights slot is sized from the networks themselves, a drq camera encoder included."""
+    from robotlearn.runtime.local_transport import weights_capacity_for
+
+    rl = ResidualConfig(encoder=encoder)  # the default recipe's sizes (drq: its default channels)
+    cams = {"images/front": (84, 84, 3), "images/wrist": (84, 84, 3)}
+    learner = ResidualLearner(S, A, rl, "cpu", image_shapes=cams if encoder == "drq" else None)
+    message = encode_weights(1, learner.actor_weights())
+    capacity = weights_capacity_for(S, A, rl, cams)
+    assert len(message) <= capacity < 2 * len(message) + (1 << 16)

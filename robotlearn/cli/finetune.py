@@ -81,14 +81,15 @@ def matched_pace(cfg: FinetuneConfig) -> float:
     """
     import torch
 
-    from robotlearn.envs import describe_env
+    from robotlearn.envs import describe_env, image_shapes
     from robotlearn.runtime.learner import measure_update_rate
 
     env = describe_env(cfg.env)
     s, a = env.observation_space["state"].shape[0], env.action_space.shape[0]
+    cams = image_shapes(env.observation_space)
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.runtime.learner_threads)
-    ups = measure_update_rate(cfg.rl, s, a, cfg.learner.device or None)
+    ups = measure_update_rate(cfg.rl, s, a, cfg.learner.device or None, image_shapes=cams)  # drq: encodes frames
     torch.set_num_threads(threads)
     hz = cfg.match_learner * ups / cfg.rl.utd / cfg.runtime.num_actors
     print(f"finetune: learner ~{ups:.0f} updates/s here -> actors paced at {hz:.1f} steps/s each (UTD {cfg.rl.utd})")

@@ -9,6 +9,7 @@ from robotlearn.envs.interface import (
     InvalidActionError,
     RobotEnv,
     image_keys,
+    image_shapes,
     make_observation_space,
     proprio_state_names,
 )
@@ -17,7 +18,7 @@ from robotlearn.envs.registry import (allow_env_package, config_dirs, config_roo
 
 __all__ = [
     "IMAGE_PREFIX", "STATE_KEY", "ActionSpec", "EnvDescription", "EnvError", "EnvInfo", "EpisodeDoneError",
-    "InvalidActionError", "RobotEnv", "image_keys", "make_observation_space", "proprio_state_names", "config_root",
+    "InvalidActionError", "RobotEnv", "image_keys", "image_shapes", "make_observation_space", "proprio_state_names", "config_root",
     "config_dirs", "find_config",
     "allow_env_package", "describe_env", "env_config", "list_envs", "make_env", "register_env",
 ]

@@ -108,6 +108,11 @@ def image_keys(space: spaces.Dict) -> list[str]:
     return sorted(k for k in space.spaces if k.startswith(IMAGE_PREFIX))
 
 
+def image_shapes(space: spaces.Dict) -> dict[str, tuple[int, ...]]:
+    """{images/<cam>: (H, W, 3)} for every camera in an observation space."""
+    return {k: tuple(space.spaces[k].shape) for k in image_keys(space)}
+
+
 def make_observation_space(state_dim: int, cameras: dict[str, tuple[int, int]] | None = None) -> spaces.Dict:
     """`cameras` maps camera name -> (height, width)."""
     d: dict[str, spaces.Space] = {

@@ -23,6 +23,7 @@ from robotlearn.envs.interface import (
     INFO_SUCCESS,
     STATE_KEY,
     RobotEnv,
+    image_shapes,
 )
 from robotlearn.policies.base import BasePolicy, ChunkStepper
 from robotlearn.rl.features import FEATURES_KEY, FrozenImageEncoder, rl_state
@@ -107,7 +108,7 @@ class Actor:
                  features: FrozenImageEncoder | None = None) -> None:
         self.env, self.cfg, self.features = env, cfg, features
         state_dim = int(env.observation_space[STATE_KEY].shape[0]) + (features.dim if features else 0)
-        cams = {k: tuple(sp.shape) for k, sp in env.observation_space.spaces.items() if k.startswith(IMAGE_PREFIX)}
+        cams = image_shapes(env.observation_space)
         self.policy = ResidualPolicy(state_dim, int(env.action_space.shape[0]), rl, seed=cfg.seed,
                                      image_shapes=cams if rl.encoder == "drq" else None)
         self.stepper = ChunkStepper(base, cfg.n_action_steps or None)

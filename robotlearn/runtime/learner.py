@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 
 from robotlearn.atomic_dir import atomic_dir, recover_dir
-from robotlearn.envs.interface import IMAGE_PREFIX, STATE_KEY, EnvInfo
+from robotlearn.envs.interface import STATE_KEY, EnvInfo, image_shapes
 from robotlearn.policies.base import BasePolicy
 from robotlearn.config import check_ranges
 from robotlearn.progress import progress_bar, progress_mode
@@ -84,8 +84,7 @@ class Learner:
         self.rng = np.random.default_rng(cfg.seed)
         self.features = features
         # rl.encoder=drq: the learner trains a camera encoder, so the buffers keep every camera's frames
-        self.cameras = {k: tuple(sp.shape) for k, sp in obs_space.spaces.items()
-                        if k.startswith(IMAGE_PREFIX)} if rl.encoder == "drq" else {}
+        self.cameras = image_shapes(obs_space) if rl.encoder == "drq" else {}
         if rl.encoder == "drq" and not self.cameras:
             raise ValueError(f"rl.encoder=drq: env {env_info.name} has no cameras (images/<cam>); use rl.encoder=none")
         if features:
@@ -448,11 +447,18 @@ def run_learner(transport: LearnerTransport, rl: ResidualConfig, cfg: LearnerCon
 
 
 def measure_update_rate(rl: ResidualConfig, state_dim: int, action_dim: int, device: str | None = None,
-                        n: int = 20) -> float:
-    """Learner updates/s for this recipe on this machine (synthetic batch), to pace sim actors."""
-    learner = ResidualLearner(state_dim, action_dim, rl, device)
+                        n: int = 20, image_shapes: dict[str, tuple[int, ...]] | None = None) -> float:
+    """Learner updates/s for this recipe on this machine (synthetic batch), to pace sim actors. `state_dim`: what
+    the networks read besides drq features ([state, frozen features] with rl.encoder=base); `image_shapes`: the
+    env's cameras, whose frames a rl.encoder=drq update encodes (ignored otherwise)."""
+    shapes = image_shapes if rl.encoder == "drq" else None
+    learner = ResidualLearner(state_dim, action_dim, rl, device, image_shapes=shapes)
     rng = np.random.default_rng(0)
     b = {k: rng.normal(size=(rl.batch_size, state_dim)).astype(np.float32) for k in ("state", "next_state")}
+    for k, shape in (shapes or {}).items():
+        b[k] = b[f"next/{k}"] = rng.integers(0, 256, (rl.batch_size, *shape), dtype=np.uint8)
+    if shapes:
+        n = min(n, 3)  # a drq update on a CPU takes seconds
     b.update({k: rng.uniform(-1, 1, (rl.batch_size, action_dim)).astype(np.float32)
               for k in ("action", "base_action", "next_base_action")})
     b["reward"], b["discount"] = np.zeros(rl.batch_size, np.float32), np.ones(rl.batch_size, np.float32)

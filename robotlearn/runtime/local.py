@@ -102,12 +102,12 @@ def exit_report(p, spec: RunSpec) -> str:
 
 def local_transports(spec: RunSpec, ctx) -> tuple[LocalLearnerTransport, list[LocalActorTransport]]:
     """The learner's and each actor's transport, the weights slot sized for this run's networks."""
-    from robotlearn.envs import describe_env
+    from robotlearn.envs import describe_env, image_shapes
     from robotlearn.runtime.assembly import image_encoder
 
     env, features = describe_env(spec.env), image_encoder(spec)
     state_dim = env.observation_space["state"].shape[0] + (features.dim if features else 0)
-    capacity = weights_capacity_for(state_dim, env.action_space.shape[0], spec.rl)
+    capacity = weights_capacity_for(state_dim, env.action_space.shape[0], spec.rl, image_shapes(env.observation_space))
     return make_local_transports(spec.runtime.num_actors, ctx, capacity)
 
 

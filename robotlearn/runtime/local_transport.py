@@ -148,8 +148,13 @@ def make_local_transports(n_actors: int, ctx=None, weights_capacity: int = 64 <<
     return LocalLearnerTransport([r for r, _ in pipes], slot), [LocalActorTransport(s, slot) for _, s in pipes]
 
 
-def weights_capacity_for(state_dim: int, action_dim: int, rl: Any) -> int:
-    """Bytes the actor's weights message needs, with headroom (fp32 params + header)."""
-    h, d = rl.hidden_dim, state_dim + action_dim
-    params = d * h + h + 3 * h + (rl.num_layers - 1) * (h * h + 3 * h) + h * action_dim + action_dim + 2 * state_dim
-    return int(params * 4 * 1.5) + (1 << 16)
+def weights_capacity_for(state_dim: int, action_dim: int, rl: Any,
+                         image_shapes: dict[str, tuple[int, ...]] | None = None) -> int:
+    """Bytes the actor's weights message needs, with headroom: the fp32 tensors of the residual actor (and, with
+    rl.encoder=drq, of its camera encoder for `image_shapes`), counted on the networks themselves, plus a header."""
+    from robotlearn.rl.residual import ResidualPolicy
+
+    policy = ResidualPolicy(state_dim, action_dim, rl, image_shapes=image_shapes if rl.encoder == "drq" else None)
+    modules = [policy.net, *([policy.encoder] if policy.encoder is not None else [])]
+    n = sum(v.numel() for m in modules for v in m.state_dict().values())
+    return int(n * 4 * 1.5) + (1 << 16)
