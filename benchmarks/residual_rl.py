@@ -315,6 +315,9 @@ def main() -> None:
                     help="recipe fields for both methods on top of the profile, e.g. num_critics=10 utd=2")
     ap.add_argument("--report", action="store_true",
                     help="only print the tables and redraw the plot from --out's results.json (no runs)")
+    ap.add_argument("--from-log", default=None, metavar="LOG",
+                    help="with --report: the tables and plot from this run's printed log (a run stopped before "
+                         "it wrote results.json; the plot goes beside the log)")
     ap.add_argument("--rates-only", action="store_true",
                     help="re-measure only the concurrent async rates, reusing --out's bases and results.json")
     args = ap.parse_args()
@@ -352,6 +355,17 @@ def main() -> None:
               f"--set {' '.join(sets) or '-'} "
               f"seeds={seeds} eval_episodes={episodes} "
               f"eval_every={eval_every} steps={args.steps or (p['pixel_steps'] if pixels else p['steps'])} target={TARGET:.0%}")
+    if args.report and args.from_log:
+        from rl_report import results_from_log
+
+        log = Path(args.from_log)
+        saved_header, results, room = results_from_log(log.read_text())
+        if not results:
+            raise SystemExit(f"{log}: no task with eval points for both methods")
+        plot(results, log.with_suffix(".png"), saved_header)
+        report(results, {}, room, saved_header, float("nan"))
+        print(f"plot: {log.with_suffix('.png')}")
+        return
     if args.report:
         saved = json.loads((out / "results.json").read_text())
         room = {t: {float(k): v for k, v in r.items()} for t, r in saved["headroom"].items()}

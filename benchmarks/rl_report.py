@@ -7,6 +7,7 @@ Input is the benchmark's `results` dict: {task: {"base": [success per seed],
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 from pathlib import Path
 
@@ -39,6 +40,52 @@ def speedup(residual: list[dict], scratch: list[dict]) -> list[dict]:
         ratio = (s_scr / s_res if s_res else float("inf")) if s_res is not None and s_scr is not None else None
         rows.append({"scratch_final": final, "scratch_steps": s_scr, "residual_steps": s_res, "ratio": ratio})
     return rows
+
+
+_EVAL = re.compile(r"^\s+(\S+) (residual|scratch) seed (\d+)(?: \(.*\))?: step\s+(\d+) success (\d+)% "
+                   r"\((\d+)s training wall\)")
+_BASE = re.compile(r"^\s+(\S+) frozen BC base seed (\d+): (\d+)%")
+_ROOM = re.compile(r"^\s+(\S+) headroom .*?\): (.*)$")
+
+
+def results_from_log(text: str) -> tuple[str, dict, dict]:
+    """(header, results, headroom) from a residual_rl.py log (its printed eval lines), for a run that was stopped
+    before it wrote results.json. Seeds with eval points for both methods appear; a seed's frozen-base success is
+    its base eval line or, where that job had not run, the residual's step-0 eval (the residual's last layer starts
+    at zero, so that is the frozen base on the same episodes). A run's training wall is its last eval point's (to
+    the second); its update count is not in the log (None)."""
+    runs: dict = {}
+    base: dict = {}
+    room: dict = {}
+    for line in text.splitlines():
+        if m := _EVAL.match(line):
+            task, method, seed, step, pct, wall = m.groups()
+            runs.setdefault(task, {}).setdefault(method, {}).setdefault(int(seed), []).append(
+                (int(step), int(pct) / 100, float(wall)))
+        elif m := _BASE.match(line):
+            base.setdefault(m[1], {})[int(m[2])] = int(m[3]) / 100
+        elif m := _ROOM.match(line):
+            room[m[1]] = {float(k): int(v) / 100 for k, v in re.findall(r"scale ([\d.]+): (\d+)%", m[2])}
+    results = {}
+    for task, methods in runs.items():
+        if set(methods) != {"residual", "scratch"}:
+            continue
+        seeds = sorted(set(methods["residual"]) & set(methods["scratch"]))
+        step0 = {s: methods["residual"][s][0][1] for s in seeds if methods["residual"][s][0][0] == 0}
+        seeds = [s for s in seeds if s in base.get(task, {}) or s in step0]
+        if not seeds:
+            continue
+        results[task] = {"base": [base.get(task, {}).get(s, step0.get(s)) for s in seeds]}
+        for method, by_seed in methods.items():
+            results[task][method] = []
+            for s in seeds:
+                pts = by_seed[s]
+                hit = next((p for p in pts if p[1] >= TARGET - 1e-9), None)
+                results[task][method].append({
+                    "curve": [(x, v) for x, v, _ in pts], "train_wall_s": pts[-1][2], "updates": None,
+                    "wall_to_target_s": hit[2] if hit else None, "steps_to_target": hit[0] if hit else None})
+    header = text.splitlines()[0] if text else ""
+    return header, results, {t: r for t, r in room.items() if t in results}
 
 
 def plot(results: dict, path: Path, title: str) -> None:
@@ -113,9 +160,11 @@ def report(results: dict, rates: dict, room: dict, header: str, wall: float) -> 
             ratio = f"{row['ratio']:.1f}x" if row["ratio"] is not None else "-"
             print(f"  seed {seed}: scratch's final success {row['scratch_final']:.0%}, reached by scratch at "
                   f"{row['scratch_steps']} and by the residual at {row['residual_steps']} env steps: {ratio}")
-    print("\nconcurrent async run (1 actor process paced at 0.8 x learner rate / UTD + learner, residual recipe):")
+    if rates:
+        print("\nconcurrent async run (1 actor process paced at 0.8 x learner rate / UTD + learner, residual recipe):")
     for task, r in rates.items():
         print(f"  {task}: learner {r['learner_updates_per_s']:.1f} updates/s while the actor ran "
               f"{r['actor_steps_per_s']:.1f} steps/s (paced at {r['actor_pace_hz']:.1f}; learner alone "
               f"{r['learner_alone_updates_per_s']:.1f} updates/s)")
-    print(f"benchmark wall time: {wall / 60:.1f} min (cores: {os.cpu_count()})")
+    if np.isfinite(wall):
+        print(f"benchmark wall time: {wall / 60:.1f} min (cores: {os.cpu_count()})")
