@@ -54,6 +54,15 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0, sig: int = signal.SIGINT
     return proc.returncode
 
 
+def stop_all(procs: dict[str, subprocess.Popen], logs: dict[str, Path], tail: int = 2500) -> None:
+    """Stop every node (as `stop`), then print the end of each one's log: what a failed test shows."""
+    for p in procs.values():
+        stop(p, timeout=10)
+    for name, path in logs.items():
+        if Path(path).exists():
+            print(f"----- {name} -----\n{Path(path).read_text()[-tail:]}")
+
+
 def wait_until(cond: Callable[[], Any], timeout: float, what: str, procs: tuple = (), poll: float = 0.05) -> Any:
     """Poll `cond` until truthy; fail early (naming the process log) if a watched process died."""
     end = time.monotonic() + timeout

@@ -13,7 +13,7 @@ from std_msgs.msg import Bool, Float64MultiArray, MultiArrayDimension
 
 from hw_drivers.config import DdsConfig
 from hw_drivers.conversions import STAMP_LABEL
-from hw_drivers.processes import Watcher, start, stop, wait_until
+from hw_drivers.processes import Watcher, start, stop_all, wait_until
 from hw_drivers.ros2_env import Ros2RobotEnv
 from hw_drivers.ros_runtime import RELIABLE_QOS, RosNode
 from robotlearn.envs import EnvError
@@ -65,10 +65,7 @@ def setup(tmp_path_factory):
             env.close()
         helper.close()
         watcher.close()
-        stop(bridge)
-        stop(robot)
-        for name in ("bridge", "robot"):
-            print(f"----- {name} -----\n{(tmp / f'{name}.log').read_text()[-2000:]}")
+        stop_all({"bridge": bridge, "robot": robot}, {n: tmp / f"{n}.log" for n in ("bridge", "robot")}, tail=2000)
 
 
 def fresh_status(watcher, cond, what, timeout=15.0):

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import yaml
 
-from hw_drivers.processes import Watcher, start, stop, wait_until
+from hw_drivers.processes import Watcher, start, stop, stop_all, wait_until
 from robotlearn.data import EpisodeDataset
 from robotlearn.policies.checkpoint import load_policy
 from robotlearn.rl.features import FEATURES_KEY, FrozenImageEncoder
@@ -66,11 +66,7 @@ def test_camera_finetune_over_ros2_trains_on_the_base_features(tmp_path):
         assert stop(procs["learner"], timeout=30) == 0
     finally:
         watcher.close()
-        for p in procs.values():
-            stop(p, timeout=10)
-        for k, path in logs.items():
-            if path.exists():
-                print(f"----- {k} -----\n{path.read_text()[-2500:]}")
+        stop_all(procs, logs)
     # the episodes came over ROS 2 with both cameras' frames and the features the actor computed from them
     log = EpisodeDataset(run_dir / "online.zarr")
     assert {"images/front", "images/wrist", FEATURES_KEY, "state", "base_action"} <= set(log.keys)

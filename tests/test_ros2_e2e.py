@@ -9,7 +9,7 @@ import numpy as np
 import yaml
 from std_msgs.msg import Float64MultiArray
 
-from hw_drivers.processes import Watcher, start, stop, wait_until
+from hw_drivers.processes import Watcher, start, stop, stop_all, wait_until
 from hw_drivers.ros_runtime import RELIABLE_QOS
 from robotlearn.data import EpisodeDataset
 
@@ -109,8 +109,4 @@ def test_finetune_over_ros2_with_faults(tmp_path):
         assert env_attrs["name"] == "ros2/robot" and env_attrs["action_spec"]["kind"] == "joint_delta+gripper"
     finally:
         watcher.close()
-        for p in procs.values():
-            stop(p, timeout=10)
-        for k, path in logs.items():
-            if path.exists():
-                print(f"----- {k} -----\n{path.read_text()[-2500:]}")
+        stop_all(procs, logs)

@@ -1,4 +1,5 @@
-"""sim/peg_insert: success detector, hole randomisation, bore geometry from the clearance, the expert and its noise."""
+"""sim/peg_insert: success detector (also sim/peg_pick_insert's), hole randomisation, bore geometry from the
+clearance, the expert and its noise."""
 from __future__ import annotations
 
 import mujoco
@@ -8,6 +9,7 @@ import pytest
 from robotlearn.config import ConfigError
 from robotlearn.envs import make_env
 from sim.tasks.peg_insert import HOLE_BOX, HOLE_HEIGHT, MAX_YAW, PEG_RADIUS, PEG_TIP
+from sim.tasks.peg_pick_insert import PEG_LENGTH
 
 
 @pytest.fixture(scope="module")
@@ -37,16 +39,27 @@ def run_episode(env, expert, seed: int) -> dict:
     return info
 
 
-def test_success_detector(env):
+def place_free_peg(env, tip) -> None:
+    """sim/peg_pick_insert: stand the (free, ungrasped) peg upright with its tip at `tip` (kinematics only)."""
+    q = env._peg_q
+    env.data.qpos[q:q + 7] = [*(np.asarray(tip) + [0.0, 0.0, PEG_LENGTH / 2]), 1.0, 0.0, 0.0, 0.0]
+    mujoco.mj_kinematics(env.model, env.data)
+    np.testing.assert_allclose(env.peg_tip, tip, atol=1e-9)
+
+
+@pytest.mark.parametrize("task, place", [("sim/peg_insert", put_tip_at), ("sim/peg_pick_insert", place_free_peg)])
+def test_success_detector(task, place):
+    env = make_env(task)
     env.reset(seed=0)
-    assert not env.compute_success()  # the peg starts above the block
+    assert not env.compute_success()  # the peg starts above the block (in the hand) or beside it (on the table)
     top = env.hole_top
-    put_tip_at(env, top - [0.0, 0.0, env.insert_depth + 0.002])
+    place(env, top - [0.0, 0.0, env.insert_depth + 0.002])
     assert env.compute_success()
-    put_tip_at(env, top - [0.0, 0.0, env.insert_depth - 0.003])  # in the bore, not deep enough
+    place(env, top - [0.0, 0.0, env.insert_depth - 0.003])  # in the bore, not deep enough
     assert not env.compute_success()
-    put_tip_at(env, top + [0.06, 0.0, -env.insert_depth - 0.002])  # as deep, but beside the block
+    place(env, top + [0.06, 0.0, -env.insert_depth - 0.002])  # as deep, but beside the block
     assert not env.compute_success()
+    env.close()
 
 
 def test_reset_randomises_the_hole_within_its_ranges(env):
