@@ -24,6 +24,9 @@ BC base (image + proprio); the residual reads [proprio, the base's frozen image 
 from-scratch baseline the same features from the same checkpoint (`rl.encoder_checkpoint`). With
 `--obs pixels` a run stops once it has held >= 95% for two eval points in a row (`--stop-held`).
 
+Each run keeps its result in <out>/<task>/<method>_s<seed>/result.json: the same command run again after an
+interruption reads the finished runs back and runs the rest (the bases are cached in <out> too).
+
     .venv/bin/python benchmarks/residual_rl.py --profile cpu [--tasks sim/reach sim/lift] [--seeds 3] [--jobs 2]
     .venv/bin/python benchmarks/residual_rl.py --obs pixels --tasks sim/lift sim/pick_place
 """
@@ -33,7 +36,7 @@ import argparse
 import json
 import os
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -278,14 +281,27 @@ def _build(task: str, out: Path, seed: int, env_kwargs: dict | None, pixels: boo
 
 def _job(kind: str, task: str, seed: int, base: str, demos: str, rl: ResidualConfig, steps: int, eval_every: int,
          episodes: int, work: str, threads: int, env_kwargs: dict | None = None, stop_held: int = 0):
-    """One unit of work for the process pool: a frozen-base eval or one RL run."""
+    """One unit of work for the process pool: a frozen-base eval or one RL run. Its result is kept in
+    work/result.json with the job's arguments, and the same job run again (an interrupted benchmark restarted
+    with the same command) reads it back instead of running."""
     torch.set_num_threads(threads)
+    job = json.loads(json.dumps([kind, task, seed, base, demos, asdict(rl), steps, eval_every, episodes, env_kwargs,
+                                 stop_held]))  # JSON's view of the arguments, as read back
+    done = Path(work) / "result.json"
+    if done.exists():
+        saved = json.loads(done.read_text())
+        if saved.get("job") == job:
+            print(f"  {task} {Path(work).name}: done before, read back from {done}", flush=True)
+            return saved["result"]
     if kind == "base":
-        s = eval_success(task, base, None, episodes, seed, env_kwargs)
-        print(f"  {task} frozen BC base seed {seed}: {s:.0%}", flush=True)
-        return s
-    return run_rl(task, base, demos, rl, steps, eval_every, episodes, seed, Path(work), env_kwargs,
-                  eval_kwargs=env_kwargs, stop_held=stop_held)
+        result = eval_success(task, base, None, episodes, seed, env_kwargs)
+        print(f"  {task} frozen BC base seed {seed}: {result:.0%}", flush=True)
+        Path(work).mkdir(parents=True, exist_ok=True)
+    else:
+        result = run_rl(task, base, demos, rl, steps, eval_every, episodes, seed, Path(work), env_kwargs,
+                        eval_kwargs=env_kwargs, stop_held=stop_held)
+    done.write_text(json.dumps({"job": job, "result": result}))
+    return json.loads(json.dumps(result))  # as a rerun reads it (tuples become lists)
 
 
 def main() -> None:
@@ -400,7 +416,8 @@ def main() -> None:
                                                   str(d / f"residual_s{seed}"), args.threads, env_kwargs, stop_held)
                 jobs[(task, "scratch", seed)] = ("rl", task, seed, "zero", demos, scr, steps, eval_every, episodes,
                                                  str(d / f"scratch_s{seed}"), args.threads, env_kwargs, stop_held)
-                jobs[(task, "base", seed)] = ("base", task, seed, bc, demos, rl_res, 0, 0, episodes, "", args.threads,
+                jobs[(task, "base", seed)] = ("base", task, seed, bc, demos, rl_res, 0, 0, episodes,
+                                              str(d / f"base_s{seed}"), args.threads,
                                               env_kwargs)
         done = run_jobs(jobs, args.jobs)
         results = {task: {m: [done[(task, m, s)] for s in range(seeds)] for m in ("base", "residual", "scratch")}

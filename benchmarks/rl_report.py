@@ -37,7 +37,8 @@ def speedup(residual: list[dict], scratch: list[dict]) -> list[dict]:
     for res, scr in zip(residual, scratch):
         final = float(np.mean([s for _, s in scr["curve"][-2:]]))
         s_scr, s_res = steps_to(scr["curve"], final), steps_to(res["curve"], final)
-        ratio = (s_scr / s_res if s_res else float("inf")) if s_res is not None and s_scr is not None else None
+        ratio = None if s_res is None or s_scr is None or s_res == s_scr == 0 else (
+            s_scr / s_res if s_res else float("inf"))  # both "at step 0": no ratio
         rows.append({"scratch_final": final, "scratch_steps": s_scr, "residual_steps": s_res, "ratio": ratio})
     return rows
 
