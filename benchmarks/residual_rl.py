@@ -329,6 +329,10 @@ def main() -> None:
                     help="env kwargs for demos, training and eval (JSON values), e.g. clearance=0.001")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="recipe fields for both methods on top of the profile, e.g. num_critics=10 utd=2")
+    ap.add_argument("--residual-set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="rl.KEY=VALUE for the residual's recipe only (after --set), e.g. residual_scale=0.1")
+    ap.add_argument("--methods", nargs="+", default=["residual", "scratch"], choices=["residual", "scratch"],
+                    help="the RL runs to make (the frozen base is always evaluated)")
     ap.add_argument("--report", action="store_true",
                     help="only print the tables and redraw the plot from --out's results.json (no runs)")
     ap.add_argument("--from-log", default=None, metavar="LOG",
@@ -358,7 +362,7 @@ def main() -> None:
     pixel_encoder = "drq" if args.profile == "gpu" else "base"
     sets = [*([f"encoder={pixel_encoder}"] if pixels and not any(kv.startswith("encoder=") for kv in args.set) else []),
             *args.set]
-    rl_res, rl_scr = rl_config(p["rl"], False, sets), rl_config(p["rl"], True, sets)
+    rl_res, rl_scr = rl_config(p["rl"], False, [*sets, *args.residual_set]), rl_config(p["rl"], True, sets)
     obs_desc = "state" if not pixels else (f"pixels ({', '.join(f'{k}={v}' for k, v in OBS[args.obs].items())}, "
                                            f"rl.encoder={rl_res.encoder}, stop after {stop_held} evals >= 95%)")
     if args.env:
@@ -369,6 +373,8 @@ def main() -> None:
               f"rl=configs/rl/{p['rl']}.yaml (critics={rl_res.num_critics}, utd={rl_res.utd}, "
               f"hidden={rl_res.hidden_dim}, batch={rl_res.batch_size}, residual_scale={rl_res.residual_scale}) "
               f"--set {' '.join(sets) or '-'} "
+              + (f"--residual-set {' '.join(args.residual_set)} " if args.residual_set else "")
+              + (f"--methods {' '.join(args.methods)} " if args.methods != ["residual", "scratch"] else "") +
               f"seeds={seeds} eval_episodes={episodes} "
               f"eval_every={eval_every} steps={args.steps or (p['pixel_steps'] if pixels else p['steps'])} target={TARGET:.0%}")
     if args.report and args.from_log:
@@ -412,15 +418,18 @@ def main() -> None:
             # the baseline reads the same frozen features, from the base's checkpoint (rl.encoder=base)
             scr = replace(rl_scr, encoder_checkpoint=bc) if rl_scr.encoder == "base" else rl_scr
             for seed in range(seeds):
-                jobs[(task, "residual", seed)] = ("rl", task, seed, bc, demos, rl_res, steps, eval_every, episodes,
-                                                  str(d / f"residual_s{seed}"), args.threads, env_kwargs, stop_held)
-                jobs[(task, "scratch", seed)] = ("rl", task, seed, "zero", demos, scr, steps, eval_every, episodes,
-                                                 str(d / f"scratch_s{seed}"), args.threads, env_kwargs, stop_held)
+                if "residual" in args.methods:
+                    jobs[(task, "residual", seed)] = ("rl", task, seed, bc, demos, rl_res, steps, eval_every,
+                                                      episodes, str(d / f"residual_s{seed}"), args.threads, env_kwargs,
+                                                      stop_held)
+                if "scratch" in args.methods:
+                    jobs[(task, "scratch", seed)] = ("rl", task, seed, "zero", demos, scr, steps, eval_every, episodes,
+                                                     str(d / f"scratch_s{seed}"), args.threads, env_kwargs, stop_held)
                 jobs[(task, "base", seed)] = ("base", task, seed, bc, demos, rl_res, 0, 0, episodes,
                                               str(d / f"base_s{seed}"), args.threads,
                                               env_kwargs)
         done = run_jobs(jobs, args.jobs)
-        results = {task: {m: [done[(task, m, s)] for s in range(seeds)] for m in ("base", "residual", "scratch")}
+        results = {task: {m: [done[(task, m, s)] for s in range(seeds)] for m in ("base", *args.methods)}
                    for task in tasks}
         (out / "results.json").write_text(json.dumps({"header": header, "results": results, "headroom": room}, indent=1))
     for task in tasks:  # alone on the machine: the actor and learner processes need both cores

@@ -99,6 +99,8 @@ def plot(results: dict, path: Path, title: str) -> None:
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for name, style, color in (("residual", "-", "C0"), ("scratch", "--", "C1")):
+            if name not in results[task]:  # --methods ran only the other
+                continue
             runs = results[task][name]
             x, y = filled(runs)
             ax.plot(x, y.mean(0), style, color=color, lw=2,
@@ -130,6 +132,8 @@ def report(results: dict, rates: dict, room: dict, header: str, wall: float) -> 
         base = float(np.mean(r["base"]))
         print(f"| {task} | frozen BC base | - | {base:.0%} | - | - |")
         for name, label in (("residual", "BC base + residual"), ("scratch", "zero base (RLPD-style)")):
+            if name not in r:
+                continue
             runs = r[name]
             xs, ys = filled(runs)
             pts = ys.mean(0)
@@ -143,13 +147,15 @@ def report(results: dict, rates: dict, room: dict, header: str, wall: float) -> 
     print("|---|---|---|---|---|---|---|---|")
     for task, r in results.items():
         for name in ("residual", "scratch"):
-            for seed, run in enumerate(r[name]):
+            for seed, run in enumerate(r.get(name, [])):
                 curve = " ".join(f"{s:.0%}" for _, s in run["curve"])
                 t90, t95 = steps_to(run["curve"], 0.90), steps_to(run["curve"], 0.95)
                 print(f"| {task} | {name} | {seed} | {curve} | {t90 if t90 is not None else '-'} | "
                       f"{t95 if t95 is not None else '-'} | {run['curve'][-1][0]} | {run['train_wall_s']:.0f} s |")
     print("(a run stopped with --stop-held keeps its last value in the means above)\n")
     for task, r in results.items():
+        if not {"residual", "scratch"} <= set(r):
+            continue
         x, res = filled(r["residual"])
         x2, scr = filled(r["scratch"])
         n = min(len(x), len(x2))  # the grids share eval_every; compare where both have points
