@@ -47,6 +47,7 @@ class PegInsertEnv(PandaTaskEnv):
     default_horizon = 100
     task_feature_names = PEG_FEATURES
     home_q = PEG_HOME_Q
+    tip_site = f"{PREFIX}peg_tip"  # the peg tip's site (the mounted peg is part of the attached robot)
 
     def __init__(self, clearance: float = 0.002, chamfer: float = 0.002, insert_depth: float = 0.02,
                  **kwargs) -> None:
@@ -62,8 +63,6 @@ class PegInsertEnv(PandaTaskEnv):
         self.env_info.config.update(clearance=self.clearance, chamfer=self.chamfer, insert_depth=self.insert_depth)
         self._hole = self.model.body("hole").mocapid[0]
         self._tip = self.model.site(self.tip_site).id
-
-    tip_site = f"{PREFIX}peg_tip"  # the peg tip's site (the mounted peg is part of the attached robot)
 
     def _build(self, arena) -> None:
         self._add_peg(arena)
