@@ -145,7 +145,7 @@ def eval_success(task: str, base_spec: str, learner: Learner | None, episodes: i
     policy = base
     if learner is not None:
         res = ResidualPolicy(learner.learner.state_dim, learner.learner.action_dim, learner.rl,  # as the actor's
-                             image_shapes=image_shapes(env.observation_space) if learner.rl.encoder == "drq" else None)
+                             image_shapes=image_shapes(env.observation_space))
         res.load_weights(learner.learner.actor_weights(), learner.learner.version)
         policy = BasePlusResidual(base, res, features=features)
     r = evaluate(policy, env, episodes, seed=eval_reset_seed(seed))
@@ -355,6 +355,7 @@ def main() -> None:
     seeds = args.seeds or p["seeds"]
     episodes = args.eval_episodes or p["eval_episodes"]
     eval_every = args.eval_every or p["eval_every"]
+    steps_of = {t: args.steps or (p["pixel_steps"] if pixels else p["steps"][t]) for t in tasks}  # env steps per run
     out = Path(args.out) / (args.profile + ("_pixels" if pixels else ""))
     out.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -376,7 +377,7 @@ def main() -> None:
               + (f"--residual-set {' '.join(args.residual_set)} " if args.residual_set else "")
               + (f"--methods {' '.join(args.methods)} " if args.methods != ["residual", "scratch"] else "") +
               f"seeds={seeds} eval_episodes={episodes} "
-              f"eval_every={eval_every} steps={args.steps or (p['pixel_steps'] if pixels else p['steps'])} target={TARGET:.0%}")
+              f"eval_every={eval_every} steps={steps_of} target={TARGET:.0%}")
     if args.report and args.from_log:
         from rl_report import results_from_log
 
@@ -413,7 +414,7 @@ def main() -> None:
     else:
         jobs: dict[tuple[str, str, int], tuple] = {}
         for task in tasks:
-            d, steps = bases[task], args.steps or (p["pixel_steps"] if pixels else p["steps"][task])
+            d, steps = bases[task], steps_of[task]
             bc, demos = str(d / "bc" / "checkpoints" / "last"), str(d / "demos.zarr")
             # the baseline reads the same frozen features, from the base's checkpoint (rl.encoder=base)
             scr = replace(rl_scr, encoder_checkpoint=bc) if rl_scr.encoder == "base" else rl_scr

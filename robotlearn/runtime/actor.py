@@ -108,9 +108,8 @@ class Actor:
                  features: FrozenImageEncoder | None = None) -> None:
         self.env, self.cfg, self.features = env, cfg, features
         state_dim = int(env.observation_space[STATE_KEY].shape[0]) + (features.dim if features else 0)
-        cams = image_shapes(env.observation_space)
         self.policy = ResidualPolicy(state_dim, int(env.action_space.shape[0]), rl, seed=cfg.seed,
-                                     image_shapes=cams if rl.encoder == "drq" else None)
+                                     image_shapes=image_shapes(env.observation_space))  # read with rl.encoder=drq
         self.stepper = ChunkStepper(base, cfg.n_action_steps or None)
         self.warmup = rl.warmup_env_steps
         self.learner_backlog = 0  # env steps the learner owes updates for, as of the last weights (max_lead_steps)

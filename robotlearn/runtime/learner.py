@@ -451,13 +451,12 @@ def measure_update_rate(rl: ResidualConfig, state_dim: int, action_dim: int, dev
     """Learner updates/s for this recipe on this machine (synthetic batch), to pace sim actors. `state_dim`: what
     the networks read besides drq features ([state, frozen features] with rl.encoder=base); `image_shapes`: the
     env's cameras, whose frames a rl.encoder=drq update encodes (ignored otherwise)."""
-    shapes = image_shapes if rl.encoder == "drq" else None
-    learner = ResidualLearner(state_dim, action_dim, rl, device, image_shapes=shapes)
+    learner = ResidualLearner(state_dim, action_dim, rl, device, image_shapes=image_shapes)
     rng = np.random.default_rng(0)
     b = {k: rng.normal(size=(rl.batch_size, state_dim)).astype(np.float32) for k in ("state", "next_state")}
-    for k, shape in (shapes or {}).items():
-        b[k] = b[f"next/{k}"] = rng.integers(0, 256, (rl.batch_size, *shape), dtype=np.uint8)
-    if shapes:
+    if learner.encoder is not None:  # rl.encoder=drq: the update encodes every camera's frames
+        for k, shape in learner.encoder.image_shapes.items():
+            b[k] = b[f"next/{k}"] = rng.integers(0, 256, (rl.batch_size, *shape), dtype=np.uint8)
         n = min(n, 3)  # a drq update on a CPU takes seconds
     b.update({k: rng.uniform(-1, 1, (rl.batch_size, action_dim)).astype(np.float32)
               for k in ("action", "base_action", "next_base_action")})

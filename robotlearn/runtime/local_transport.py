@@ -154,7 +154,7 @@ def weights_capacity_for(state_dim: int, action_dim: int, rl: Any,
     rl.encoder=drq, of its camera encoder for `image_shapes`), counted on the networks themselves, plus a header."""
     from robotlearn.rl.residual import ResidualPolicy
 
-    policy = ResidualPolicy(state_dim, action_dim, rl, image_shapes=image_shapes if rl.encoder == "drq" else None)
+    policy = ResidualPolicy(state_dim, action_dim, rl, image_shapes=image_shapes)
     modules = [policy.net, *([policy.encoder] if policy.encoder is not None else [])]
     n = sum(v.numel() for m in modules for v in m.state_dict().values())
     return int(n * 4 * 1.5) + (1 << 16)
