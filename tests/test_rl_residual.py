@@ -170,3 +170,47 @@ def test_exploration_noise_has_its_std_and_step_to_step_correlation(corr):
     assert abs(first) < 0.2
     with pytest.raises(ValueError, match="explore_corr must be in"):
         ResidualPolicy(S, A, small_cfg(explore_corr=1.0))
+
+
+def test_base_only_dims_keep_the_base_action_there_while_the_residual_learns_the_rest(tmp_path):
+    # reward rises along dims 0 and 2; dim 2 is left to the base, so only dim 0 may move
+    torch.manual_seed(0)
+    cfg = small_cfg(critic_warmup_updates=200, actor_lr=1e-3, residual_scale=0.5, base_only_dims=[2])
+    assert cfg.base_only_dims == (2,)  # a YAML list becomes the dataclass's tuple
+    learner = ResidualLearner(S, A, cfg, device="cpu")
+    batch = fixed_batch()
+    batch["reward"] = batch["action"][:, 0] + batch["action"][:, 2]
+    batch["discount"][:] = 0.0
+    for _ in range(600):
+        learner.update(batch)
+    with torch.no_grad():
+        b = learner.to_device(batch)
+        res = learner.actor(learner.actor.normalize(b["state"]), b["base_action"])  # (B, A)
+    assert float(res[:, 0].mean()) > 0.2 and torch.count_nonzero(res[:, 2]) == 0
+    pol = ResidualPolicy(S, A, cfg, seed=0)
+    pol.load_weights(learner.actor_weights(), 1)  # the mask comes from the config, not the weights message
+    state, base = np.zeros(S, np.float32), np.full(A, 0.3, np.float32)
+    for mode in ("eval", "train", "warmup"):  # no residual, no exploration noise, no warm-up noise on dim 2
+        acts = np.stack([pol.act(state, base, mode) for _ in range(20)])
+        assert np.all(acts[:, 2] == np.float32(0.3)), mode
+        assert acts[:, 1].std() > 0 or mode == "eval", mode
+    learner.save(tmp_path / "ckpt")
+    assert ResidualLearner.load(tmp_path / "ckpt", device="cpu").cfg.base_only_dims == (2,)
+
+
+@pytest.mark.parametrize("dims, action_dim, match", [([-1], A, ">= 0"), ([3], A, "the action has 3 dims")])
+def test_base_only_dims_out_of_range_is_a_clear_error(dims, action_dim, match):
+    with pytest.raises(ValueError, match=match):
+        ResidualLearner(S, action_dim, small_cfg(base_only_dims=dims), device="cpu")
+
+
+@pytest.mark.parametrize("dims", [(), (0, 1, 2)])
+def test_td_target_smoothing_noise_skips_base_only_dims(dims):
+    # with every dim left to the base the target action is the base's, whatever the noise draws
+    learner = ResidualLearner(S, A, small_cfg(num_critics=2, num_min=2, base_only_dims=dims), device="cpu")
+    b = learner.to_device(fixed_batch())
+    torch.manual_seed(0)
+    t0 = learner.td_target(b)
+    torch.manual_seed(1)
+    t1 = learner.td_target(b)
+    assert torch.equal(t0, t1) == (dims == (0, 1, 2))

@@ -35,6 +35,10 @@ class ResidualConfig:
     """Every knob of the recipe. Noise values are in normalised action units unless noted."""
 
     residual_scale: float = 0.1  # max |residual| per action dim: tanh output x this (ResFiT 0.1; 1.0 = from scratch)
+    # Action dims the residual leaves to the base (indices into the action): no residual, no exploration or
+    # warm-up noise there. E.g. [3], the sim Panda's gripper: HIL-SERL's insertion policies do not command
+    # the gripper, and noise on it makes a grasp-and-insert base miss its grasp (docs/results/peg_insert.md).
+    base_only_dims: tuple[int, ...] = ()
     num_critics: int = 10  # critic ensemble size (ResFiT/RLPD 10)
     num_min: int = 2  # TD target = min over this many randomly chosen target critics (REDQ)
     n_step: int = 3  # n-step returns (ResFiT 3; 5 with gamma 0.995 on long tasks)
@@ -99,6 +103,9 @@ class ResidualConfig:
                      warmup_noise="[0, inf)", critic_warmup_updates="[0, inf)", residual_penalty="[0, inf)",
                      demo_ratio="[0, 1]", buffer_size="[1, inf)", drq_channels="[1, inf)", drq_keypoints="[1, inf)",
                      drq_shift="[0, inf)")
+        self.base_only_dims = tuple(int(i) for i in self.base_only_dims)  # from YAML or OmegaConf: a list
+        if any(i < 0 for i in self.base_only_dims):
+            raise ValueError(f"rl.base_only_dims must be action indices >= 0, got {list(self.base_only_dims)}")
         if self.num_min > self.num_critics:
             raise ValueError(f"rl.num_min ({self.num_min}) must be <= rl.num_critics ({self.num_critics})")
 
@@ -122,6 +129,10 @@ class ResidualActor(nn.Module):
     def __init__(self, state_dim: int, action_dim: int, cfg: ResidualConfig) -> None:
         super().__init__()
         self.scale = cfg.residual_scale
+        if any(i >= action_dim for i in cfg.base_only_dims):
+            raise ValueError(f"rl.base_only_dims {list(cfg.base_only_dims)}: the action has {action_dim} dims")
+        # 1 where the residual acts, 0 on rl.base_only_dims; from the config, so not saved with the weights
+        self.register_buffer("act_mask", residual_mask(action_dim, cfg), persistent=False)
         layers: list[nn.Module] = []
         d = state_dim + action_dim
         for _ in range(cfg.num_layers):
@@ -139,7 +150,14 @@ class ResidualActor(nn.Module):
 
     def forward(self, norm_state: torch.Tensor, base_action: torch.Tensor) -> torch.Tensor:
         h = self.trunk(torch.cat([norm_state, base_action], -1))  # (B, H)
-        return torch.tanh(self.head(h)) * self.scale  # (B, A)
+        return torch.tanh(self.head(h)) * self.scale * self.act_mask  # (B, A)
+
+
+def residual_mask(action_dim: int, cfg: ResidualConfig) -> torch.Tensor:
+    """(A,) 1.0 on the dims the residual acts on, 0.0 on rl.base_only_dims."""
+    mask = torch.ones(action_dim)
+    mask[list(cfg.base_only_dims)] = 0.0
+    return mask
 
 
 class CriticEnsemble(nn.Module):
@@ -249,7 +267,7 @@ class ResidualLearner:
         noise = (torch.randn_like(res) * cfg.target_noise * cfg.residual_scale).clamp(
             -cfg.target_noise_clip * cfg.residual_scale, cfg.target_noise_clip * cfg.residual_scale
         )
-        res = (res + noise).clamp(-cfg.residual_scale, cfg.residual_scale)
+        res = (res + noise * self.actor_target.act_mask).clamp(-cfg.residual_scale, cfg.residual_scale)
         pick = torch.randperm(cfg.num_critics, device=self.device)[: cfg.num_min]  # a random pair (REDQ)
         next_q = self.critic_target(next_s, combine(b["next_base_action"], res), members=pick)  # (M, B)
         next_q = next_q.min(0).values.float()  # (B,)
@@ -413,12 +431,13 @@ class ResidualPolicy:
 
     def act(self, state: np.ndarray, base_action: np.ndarray, mode: str = "train") -> np.ndarray:
         """mode: "eval" (deterministic), "train" (Gaussian noise on the residual), "warmup" (base + uniform)."""
+        mask = self.net.act_mask.numpy()  # (A,) 0 on rl.base_only_dims
         if mode == "warmup":
             noise = self.rng.uniform(-self.cfg.warmup_noise, self.cfg.warmup_noise, base_action.shape)
-            return np.clip(base_action + noise, -1.0, 1.0).astype(np.float32)
+            return np.clip(base_action + noise * mask, -1.0, 1.0).astype(np.float32)
         res = self.residual(state, base_action)
         if mode == "train":
-            res = res + self._explore_noise(res.shape)
+            res = res + self._explore_noise(res.shape) * mask
         return np.clip(base_action + res, -1.0, 1.0).astype(np.float32)
 
     def _explore_noise(self, shape: tuple[int, ...]) -> np.ndarray:

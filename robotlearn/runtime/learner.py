@@ -95,7 +95,7 @@ class Learner:
         resumed = cfg.resume and (ckpt / "learner.yaml").exists()
         if resumed:
             self.learner = ResidualLearner.load(ckpt, cfg.device or None)
-            fixed = ("num_critics", "hidden_dim", "num_layers", "residual_scale", "encoder")
+            fixed = ("num_critics", "hidden_dim", "num_layers", "residual_scale", "base_only_dims", "encoder")
             changed = {k: (getattr(self.learner.cfg, k), getattr(rl, k)) for k in fixed
                        if getattr(self.learner.cfg, k) != getattr(rl, k)}
             if changed or (self.learner.state_dim, self.learner.action_dim) != (state_dim, action_dim):
