@@ -95,6 +95,9 @@ def test_wrong_env_load_names_the_mismatch(lift_demos, tmp_path):
         load_policy(ckpt, env=make_env("sim/reach"), allow_env_mismatch=True)
     with pytest.raises(PolicyEnvMismatchError, match=r"action scale differs: low .* is \[-0.01"):
         load_policy(ckpt, env=make_env("sim/lift", max_delta=0.01))  # same env, another physical step
+    env = make_env("sim/lift")
+    with pytest.raises(TypeError, match="the observation must be a dict of arrays, got tuple"):
+        load_policy(ckpt, env=env).act(env.reset(seed=0))  # the (obs, info) pair, not the obs
 
 
 def test_cli_train_then_eval(lift_demos, tmp_path, capsys):

@@ -8,6 +8,7 @@ at the current step. Subclasses only define `compute_loss` (training) and
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -88,6 +89,8 @@ class ChunkedPolicy(nn.Module):
         self._generator = torch.Generator().manual_seed(int(seed))
 
     def check_obs(self, obs: dict[str, np.ndarray]) -> None:
+        if not isinstance(obs, Mapping):  # e.g. the (obs, info) pair env.reset() returns, passed whole
+            raise TypeError(f"{self.kind} policy: the observation must be a dict of arrays, got {type(obs).__name__}")
         for key, shape in self.obs_shapes.items():
             if key not in obs:
                 raise KeyError(f"{self.kind} policy needs observation {key!r}; got keys {sorted(obs)}")
