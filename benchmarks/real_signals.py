@@ -113,7 +113,8 @@ def rl_parts(args, out: Path, clf_dir: Path | None) -> dict:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    from residual_rl import TASKS, make_base_policy, parse_kv, rl_config, rl_worker_init, run_rl
+    from bench_pool import parse_kv, rl_worker_init
+    from residual_rl import TASKS, make_base_policy, rl_config, run_rl
     from rl_report import steps_to
 
     d = make_base_policy(TASK, out / "rl", seed=0, recipe=parse_kv(args.base, "--base", allowed=TASKS[TASK]))

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -42,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench_pool import parse_kv, run_jobs
 from rl_report import HEADROOM_SCALES, TARGET, plot, report, steps_to  # noqa: F401 (steps_to: real_signals)
 from robotlearn.envs import image_shapes, make_env
 from robotlearn.policies.registry import base_entry, make_base
@@ -429,7 +429,8 @@ def main() -> None:
                 jobs[(task, "base", seed)] = ("base", task, seed, bc, demos, rl_res, 0, 0, episodes,
                                               str(d / f"base_s{seed}"), args.threads,
                                               env_kwargs)
-        done = run_jobs(jobs, args.jobs)
+        # longest first (RL runs, then base evals) so the pool drains evenly
+        done = run_jobs(dict(sorted(jobs.items(), key=lambda kv: kv[0][1] == "base")), args.jobs, _job)
         results = {task: {m: [done[(task, m, s)] for s in range(seeds)] for m in ("base", *args.methods)}
                    for task in tasks}
         (out / "results.json").write_text(json.dumps({"header": header, "results": results, "headroom": room}, indent=1))
@@ -442,62 +443,6 @@ def main() -> None:
     plot(results, out / "residual_rl.png", header)
     report(results, rates, room, header, time.time() - t0)
     print(f"plot: {out / 'residual_rl.png'}  data: {out / 'results.json'}")
-
-
-def parse_kv(items: list[str], flag: str, allowed=None) -> dict:
-    """KEY=VALUE strings -> dict, values parsed as JSON (bare words stay strings); a one-line error otherwise."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"{flag}: expected KEY=VALUE, got {item!r}")
-        if allowed is not None and key not in allowed:
-            raise SystemExit(f"{flag}: unknown key {key!r}; known: {', '.join(allowed)}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
-def die_with_parent() -> None:
-    """Pool initializer: the worker exits once the benchmark process that started it is gone, so a killed
-    benchmark leaves no RL runs behind on the cores."""
-    import multiprocessing as mp
-    import threading
-
-    parent = mp.parent_process()
-
-    def watch() -> None:
-        while parent.is_alive():
-            time.sleep(1.0)
-        os._exit(1)
-
-    if parent is not None:
-        threading.Thread(target=watch, daemon=True, name="die-with-parent").start()
-
-
-def rl_worker_init(threads: int) -> None:
-    """Pool initializer for RL runs: torch threads per worker (a spawned worker starts at torch's default,
-    one per core, and `n` of them oversubscribe the cores) and exit with the benchmark process."""
-    torch.set_num_threads(threads)
-    die_with_parent()
-
-
-def run_jobs(jobs: dict, n: int, fn=None) -> dict:
-    """Run fn(*args) (default `_job`) for every job, `n` processes at a time (spawned: each gets its own
-    torch/MuJoCo state)."""
-    fn = fn or _job
-    if n <= 1:
-        return {k: fn(*a) for k, a in jobs.items()}
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    # longest first (RL runs, then base evals) so the pool drains evenly
-    order = sorted(jobs, key=lambda k: k[1] == "base")
-    with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=die_with_parent) as pool:
-        futures = {k: pool.submit(fn, *jobs[k]) for k in order}
-        return {k: f.result() for k, f in futures.items()}
 
 
 if __name__ == "__main__":
