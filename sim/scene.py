@@ -49,8 +49,10 @@ class Arena:
         wb = root.worldbody
         wb.add("light", name="top", pos=[0.4, 0, 1.5], dir=[0, 0, -1], diffuse=[0.6, 0.6, 0.6],
                castshadow=False)
+        # the floor collides: an object pushed off the table lands on it instead of falling without end
+        # (its pose, and the state built from it, stay bounded)
         wb.add("geom", name="floor", type="plane", size=[2, 2, 0.1], pos=[0, 0, -0.75],
-               rgba=[0.3, 0.32, 0.35, 1], contype=0, conaffinity=0)
+               rgba=[0.3, 0.32, 0.35, 1], **WORLD_COLLISION)
         wb.add("geom", name="table", type="box", size=[0.6, 0.6, 0.02], pos=[0.35, 0, TABLE_Z - 0.02],
                rgba=[0.55, 0.45, 0.35, 1], friction=[1.0, 0.005, 0.0001], **WORLD_COLLISION)
         front = [1.0, 0.0, 0.5]

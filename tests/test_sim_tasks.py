@@ -151,6 +151,19 @@ def test_noise_degrades_expert(lift):
     assert n_noisy < n_clean == 8
 
 
+def test_an_object_pushed_off_the_table_lands_on_the_floor():
+    env = make_env("sim/lift")
+    env.reset(seed=0)
+    env.data.qpos[env._cube_q:env._cube_q + 3] = [1.2, 0.0, 0.05]  # past the table's far edge (x = 0.95 m)
+    obs = None
+    for _ in range(40):  # 40 control steps: ~2 s, enough to fall 0.75 m and settle
+        obs, *_ = env.step(np.zeros(4, np.float32))
+    z = env.data.qpos[env._cube_q + 2]
+    assert abs(z - (-0.75 + CUBE_HALF)) < 0.005, z  # resting on the floor plane, not falling on
+    assert np.all(np.abs(obs["state"]) < 10)
+    env.close()
+
+
 def test_success_detectors():
     env = make_env("sim/lift")
     env.reset(seed=0)
