@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from robotlearn.rl.residual import CriticEnsemble, ResidualConfig, ResidualLearner, ResidualPolicy
+from robotlearn.rl.residual import CriticEnsemble, ResidualConfig, ResidualLearner, ResidualPolicy, state_statistics
 from robotlearn.runtime.messages import decode_weights, encode_weights
 
 S, A, B = 6, 3, 64
@@ -214,3 +214,30 @@ def test_td_target_smoothing_noise_skips_base_only_dims(dims):
     torch.manual_seed(1)
     t1 = learner.td_target(b)
     assert torch.equal(t0, t1) == (dims == (0, 1, 2))
+
+
+def test_robust_state_norm_resolves_a_dim_that_sits_near_one_value():
+    # a peg's offset from its hole: mostly within 3 mm, sometimes 20 cm away
+    rng = np.random.default_rng(0)
+    near, far = rng.normal(0, 0.003, 900), rng.uniform(-0.2, 0.2, 100)
+    states = np.stack([np.concatenate([near, far]), rng.normal(5.0, 2.0, 1000)], 1).astype(np.float32)
+    probe = torch.tensor([[0.001, 5.0], [0.002, 5.0], [0.1, 5.0], [0.2, 5.0]])
+    scaled = {}
+    for how in ("std", "robust"):
+        cfg = small_cfg(state_norm=how)
+        learner = ResidualLearner(2, A, cfg, device="cpu")
+        learner.set_state_normalizer(*state_statistics(states, how))
+        scaled[how] = learner.actor.normalize(probe)[:, 0]
+        # the actor side reads the same normaliser from the weights message
+        pol = ResidualPolicy(2, A, cfg)
+        pol.load_weights(learner.actor_weights(), 1)
+        torch.testing.assert_close(pol.net.normalize(probe), learner.actor.normalize(probe))
+    std_step, robust_step = (float(scaled[h][1] - scaled[h][0]) for h in ("std", "robust"))
+    assert robust_step > 5 * std_step  # 1 mm apart near the hole: far apart for the networks
+    assert float(scaled["robust"][3]) > float(scaled["robust"][2]) > float(scaled["robust"][1])  # far: still ordered
+    assert float(scaled["robust"][3]) < 10  # not clipped away
+
+
+def test_unknown_state_norm_is_a_clear_error():
+    with pytest.raises(ValueError, match="rl.state_norm must be 'std' or 'robust', got 'minmax'"):
+        small_cfg(state_norm="minmax")

@@ -217,7 +217,8 @@ def test_resume_continues_the_sampler_and_torch_random_streams(tmp_path, demos):
     assert torch.equal(resumed[1], uninterrupted[1])
 
 
-def test_resume_with_other_network_settings_is_a_clear_error(tmp_path, demos):
+@pytest.mark.parametrize("key, value", [("hidden_dim", 64), ("state_norm", "robust"), ("base_only_dims", (1,))])
+def test_resume_with_other_network_settings_is_a_clear_error(tmp_path, demos, key, value):
     from robotlearn.envs import make_env
     from robotlearn.runtime.learner import Learner
 
@@ -226,8 +227,8 @@ def test_resume_with_other_network_settings_is_a_clear_error(tmp_path, demos):
     L = Learner(None, ResidualConfig(**TINY), lc, env.env_info, env.observation_space, demos, make_base("zero", env))
     L.checkpoint()
     L.close()
-    with pytest.raises(ValueError, match="hidden_dim"):
-        Learner(None, ResidualConfig(**{**TINY, "hidden_dim": 64}), lc, env.env_info, env.observation_space, demos,
+    with pytest.raises(ValueError, match=f"cannot resume .*{key}"):
+        Learner(None, ResidualConfig(**{**TINY, key: value}), lc, env.env_info, env.observation_space, demos,
                 make_base("zero", env))
 
 

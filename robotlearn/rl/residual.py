@@ -70,6 +70,11 @@ class ResidualConfig:
     # consistent critic slope (early, sparse rewards) drives the residual to its bound; the penalty makes
     # it grow only as far as the critic's slope pays for. 0 = ResFiT (which uses a 1e-6..5e-6 actor lr).
     residual_penalty: float = 0.0
+    # How the actor and critics scale each state dim, from the demos' states: "std": (s - mean) / std, clipped
+    # to +-10 (ResFiT). "robust": (s - median) / (1.4826 MAD), then symlog (sign(x) log(1 + |x|)): a dim that
+    # sits near one value most of the time and far from it some of the time (a peg's offset from its hole:
+    # std 3-9 cm, MAD 3 mm) keeps millimetre resolution near that value, and far values stay ordered.
+    state_norm: str = "std"
     demo_ratio: float = 0.5  # fraction of each batch drawn from the (relabelled) demo buffer
     buffer_size: int = 300_000  # max online transitions kept in memory (the zarr log keeps all)
     # Learner matmul precision: "fp32", or "bf16" = autocast (bf16 matmuls, fp32 weights, optimiser and
@@ -91,6 +96,8 @@ class ResidualConfig:
         """Reject bad values where the config is made, so learner and actor processes both fail at start."""
         if self.encoder not in ("none", "base", "drq"):
             raise ValueError(f"rl.encoder must be 'none', 'base' or 'drq', got {self.encoder!r}")
+        if self.state_norm not in ("std", "robust"):
+            raise ValueError(f"rl.state_norm must be 'std' or 'robust', got {self.state_norm!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"rl.precision must be 'fp32' or 'bf16', got {self.precision!r}")
         from robotlearn.config import check_ranges
@@ -123,12 +130,14 @@ def make_drq_encoder(cfg: ResidualConfig, image_shapes: dict[str, tuple[int, ...
 class ResidualActor(nn.Module):
     """(normalised state, base action) -> residual in [-scale, scale]; zero at init.
 
-    Carries the state normaliser as buffers so exported actor weights are self-contained.
+    Carries the state normaliser as buffers so exported actor weights are self-contained: `state_mean` and
+    `state_std` hold the centre and scale of rl.state_norm (mean and std, or median and 1.4826 MAD).
     """
 
     def __init__(self, state_dim: int, action_dim: int, cfg: ResidualConfig) -> None:
         super().__init__()
         self.scale = cfg.residual_scale
+        self.symlog = cfg.state_norm == "robust"
         if any(i >= action_dim for i in cfg.base_only_dims):
             raise ValueError(f"rl.base_only_dims {list(cfg.base_only_dims)}: the action has {action_dim} dims")
         # 1 where the residual acts, 0 on rl.base_only_dims; from the config, so not saved with the weights
@@ -146,11 +155,22 @@ class ResidualActor(nn.Module):
         self.register_buffer("state_std", torch.ones(state_dim))
 
     def normalize(self, state: torch.Tensor) -> torch.Tensor:
-        return ((state - self.state_mean) / self.state_std).clamp(-10.0, 10.0)
+        x = (state - self.state_mean) / self.state_std
+        if self.symlog:  # rl.state_norm=robust
+            x = torch.sign(x) * torch.log1p(x.abs())
+        return x.clamp(-10.0, 10.0)
 
     def forward(self, norm_state: torch.Tensor, base_action: torch.Tensor) -> torch.Tensor:
         h = self.trunk(torch.cat([norm_state, base_action], -1))  # (B, H)
         return torch.tanh(self.head(h)) * self.scale * self.act_mask  # (B, A)
+
+
+def state_statistics(states: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
+    """(N, S) states -> the (S,) centre and scale of rl.state_norm `how` ("std" or "robust")."""
+    if how == "robust":
+        median = np.median(states, 0)
+        return median, 1.4826 * np.median(np.abs(states - median), 0)  # MAD, scaled to a Gaussian's std
+    return states.mean(0), states.std(0)
 
 
 def residual_mask(action_dim: int, cfg: ResidualConfig) -> torch.Tensor:
@@ -233,7 +253,8 @@ class ResidualLearner:
         self.autocast = torch.autocast(self.device.type, torch.bfloat16, enabled=cfg.precision == "bf16")
 
     def set_state_normalizer(self, mean: np.ndarray, std: np.ndarray) -> None:
-        """Fix the state normaliser (from demo statistics) for actor, critic and targets."""
+        """Fix the state normaliser (from demo statistics: `state_statistics`) for actor, critic and targets;
+        scales below 1e-3 are raised to it (a constant dim)."""
         extra = self.actor.state_mean.shape[0] - len(mean)  # drq features: left as they are (0 mean, unit std)
         m = torch.as_tensor(np.concatenate([mean, np.zeros(extra)]), dtype=torch.float32, device=self.device)
         s = torch.as_tensor(np.concatenate([np.maximum(std, 1e-3), np.ones(extra)]), dtype=torch.float32,

@@ -28,7 +28,7 @@ from robotlearn.config import check_ranges
 from robotlearn.progress import progress_bar, progress_mode
 from robotlearn.rl.bases import relabel_base_actions
 from robotlearn.rl.features import FEATURES_KEY, FrozenImageEncoder, rl_state
-from robotlearn.rl.residual import ResidualConfig, ResidualLearner
+from robotlearn.rl.residual import ResidualConfig, ResidualLearner, state_statistics
 from robotlearn.runtime.actor import StopFlag, _should_stop
 from robotlearn.runtime.messages import EPISODE_ARRAYS, Episode, MessageError, encode_weights
 from robotlearn.runtime.transport import LearnerTransport
@@ -95,7 +95,8 @@ class Learner:
         resumed = cfg.resume and (ckpt / "learner.yaml").exists()
         if resumed:
             self.learner = ResidualLearner.load(ckpt, cfg.device or None)
-            fixed = ("num_critics", "hidden_dim", "num_layers", "residual_scale", "base_only_dims", "encoder")
+            fixed = ("num_critics", "hidden_dim", "num_layers", "residual_scale", "base_only_dims", "state_norm",
+                     "encoder")
             changed = {k: (getattr(self.learner.cfg, k), getattr(rl, k)) for k in fixed
                        if getattr(self.learner.cfg, k) != getattr(rl, k)}
             if changed or (self.learner.state_dim, self.learner.action_dim) != (state_dim, action_dim):
@@ -196,7 +197,7 @@ class Learner:
             buf.add_episode(self._for_buffer(ep), terminated=bool(terminated[i]))
         if self.learner.num_updates == 0:  # fix the state normaliser from demo statistics
             states = buf._store["state"][: buf.n_added_steps]
-            self.learner.set_state_normalizer(states.mean(0), states.std(0))
+            self.learner.set_state_normalizer(*state_statistics(states, self.rl.state_norm))
         return buf
 
     @property
