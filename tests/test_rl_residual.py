@@ -67,13 +67,14 @@ def test_learner_update_reduces_td_error_on_fixed_batch(precision):
     assert after < 0.25 * before, (before, after)
 
 
-def train_on_linear_q(**kw) -> tuple[ResidualLearner, torch.Tensor]:
-    """Reward = first action dim, one-step: Q rises linearly along dim 0, so the best residual is +scale."""
+def train_on_linear_q(reward_dims=(0,), **kw) -> tuple[ResidualLearner, torch.Tensor]:
+    """Reward = the sum of the action's `reward_dims`, one-step: Q rises linearly along them, so the best
+    residual there is +scale."""
     torch.manual_seed(0)
     cfg = small_cfg(critic_warmup_updates=200, actor_lr=1e-3, residual_scale=0.5, **kw)
     learner = ResidualLearner(S, A, cfg, device="cpu")
     batch = fixed_batch()
-    batch["reward"] = batch["action"][:, 0].copy()
+    batch["reward"] = batch["action"][:, list(reward_dims)].sum(axis=1)
     batch["discount"][:] = 0.0
     for _ in range(600):
         learner.update(batch)
@@ -174,18 +175,9 @@ def test_exploration_noise_has_its_std_and_step_to_step_correlation(corr):
 
 def test_base_only_dims_keep_the_base_action_there_while_the_residual_learns_the_rest(tmp_path):
     # reward rises along dims 0 and 2; dim 2 is left to the base, so only dim 0 may move
-    torch.manual_seed(0)
-    cfg = small_cfg(critic_warmup_updates=200, actor_lr=1e-3, residual_scale=0.5, base_only_dims=[2])
+    learner, res = train_on_linear_q(reward_dims=(0, 2), base_only_dims=[2])
+    cfg = learner.cfg
     assert cfg.base_only_dims == (2,)  # a YAML list becomes the dataclass's tuple
-    learner = ResidualLearner(S, A, cfg, device="cpu")
-    batch = fixed_batch()
-    batch["reward"] = batch["action"][:, 0] + batch["action"][:, 2]
-    batch["discount"][:] = 0.0
-    for _ in range(600):
-        learner.update(batch)
-    with torch.no_grad():
-        b = learner.to_device(batch)
-        res = learner.actor(learner.actor.normalize(b["state"]), b["base_action"])  # (B, A)
     assert float(res[:, 0].mean()) > 0.2 and torch.count_nonzero(res[:, 2]) == 0
     pol = ResidualPolicy(S, A, cfg, seed=0)
     pol.load_weights(learner.actor_weights(), 1)  # the mask comes from the config, not the weights message
