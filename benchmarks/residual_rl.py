@@ -108,6 +108,15 @@ def rl_config(name: str, scratch: bool, sets: list[str] = ()) -> ResidualConfig:
     return cfg
 
 
+def task_recipes(name: str, task: str, sets: list[str] = (), residual_sets: list[str] = ()
+                 ) -> tuple[ResidualConfig, ResidualConfig]:
+    """(residual, scratch) recipes of `task`: configs/rl/<name>.yaml, then TASK_RL's keys for the task, then
+    `sets` (both methods) and `residual_sets` (the residual only); later keys win."""
+    r = TASK_RL.get(task, {})
+    return (rl_config(name, False, [*r.get("both", []), *r.get("residual", []), *sets, *residual_sets]),
+            rl_config(name, True, [*r.get("both", []), *sets]))
+
+
 def make_base_policy(task: str, out: Path, seed: int, env_kwargs: dict | None = None, pixels: bool = False,
                      recipe: dict | None = None) -> Path:
     """Collect noisy demos and train a BC base once per task (cached under out/); the demos hold the observations
@@ -369,10 +378,9 @@ def main() -> None:
     pixel_encoder = "drq" if args.profile == "gpu" else "base"
     sets = [*([f"encoder={pixel_encoder}"] if pixels and not any(kv.startswith("encoder=") for kv in args.set) else []),
             *args.set]
-    rl_res, rl_scr = rl_config(p["rl"], False, [*sets, *args.residual_set]), rl_config(p["rl"], True, sets)
+    rl_res = rl_config(p["rl"], False, [*sets, *args.residual_set])  # the profile's recipe, for the header
     task_rl = {t: TASK_RL.get(t, {}) for t in tasks}
-    rl_of = {t: (rl_config(p["rl"], False, [*r.get("both", []), *r.get("residual", []), *sets, *args.residual_set]),
-                 rl_config(p["rl"], True, [*r.get("both", []), *sets])) for t, r in task_rl.items()}
+    rl_of = {t: task_recipes(p["rl"], t, sets, args.residual_set) for t in tasks}
     obs_desc = "state" if not pixels else (f"pixels ({', '.join(f'{k}={v}' for k, v in OBS[args.obs].items())}, "
                                            f"rl.encoder={rl_res.encoder}, stop after {stop_held} evals >= 95%)")
     if args.env:

@@ -30,3 +30,17 @@ def test_results_from_log():
     assert res0["steps_to_target"] == 2000 and res0["wall_to_target_s"] == 84
     assert r["scratch"][0]["steps_to_target"] is None and r["scratch"][0]["curve"][-1] == (2000, 0.02)
     assert results_from_log("") == ("", {}, {})
+
+
+def test_a_tasks_own_recipe_applies_under_the_command_lines_sets():
+    from residual_rl import TASK_RL, task_recipes
+
+    assert TASK_RL["sim/peg_pick_insert"]
+    res, scr = task_recipes("cpu", "sim/peg_pick_insert")
+    assert res.state_norm == scr.state_norm == "robust"
+    assert res.base_only_dims == (3,) and scr.base_only_dims == ()  # a zero base never closes its gripper
+    assert res.residual_scale == 0.3 and scr.residual_scale == 1.0  # scratch keeps configs/rl/rlpd.yaml's keys
+    res, scr = task_recipes("cpu", "sim/peg_pick_insert", ["state_norm=std"], ["base_only_dims=[]"])
+    assert res.state_norm == scr.state_norm == "std" and res.base_only_dims == ()
+    res, _ = task_recipes("cpu", "sim/lift")
+    assert res.state_norm == "std" and res.base_only_dims == ()
