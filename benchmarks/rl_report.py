@@ -6,6 +6,7 @@ Input is the benchmark's `results` dict: {task: {"base": [success per seed],
 """
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import textwrap
@@ -51,7 +52,8 @@ _ROOM = re.compile(r"^\s+(\S+) headroom .*?\): (.*)$")
 
 def results_from_log(text: str) -> tuple[str, dict, dict]:
     """(header, results, headroom) from a residual_rl.py log (its printed eval lines), for a run that was stopped
-    before it wrote results.json. Seeds with eval points for both methods appear; a seed's frozen-base success is
+    before it wrote results.json. Each method keeps its seeds 0, 1, ... up to the first it has no eval points for
+    (the residual's seeds run first, so it may have more than scratch); a seed's frozen-base success is
     its base eval line or, where that job had not run, the residual's step-0 eval (the residual's last layer starts
     at zero, so that is the frozen base on the same episodes). A run's training wall is its last eval point's (to
     the second); its update count is not in the log (None)."""
@@ -71,15 +73,18 @@ def results_from_log(text: str) -> tuple[str, dict, dict]:
     for task, methods in runs.items():
         if set(methods) != {"residual", "scratch"}:
             continue
-        seeds = sorted(set(methods["residual"]) & set(methods["scratch"]))
-        step0 = {s: methods["residual"][s][0][1] for s in seeds if methods["residual"][s][0][0] == 0}
-        seeds = [s for s in seeds if s in base.get(task, {}) or s in step0]
-        if not seeds:
+        step0 = {s: pts[0][1] for s, pts in methods["residual"].items() if pts[0][0] == 0}
+        known = {**step0, **base.get(task, {})}  # seeds whose frozen-base success is known
+
+        def seeds_of(method: str) -> list[int]:  # 0, 1, ... up to the first seed not run (the report's numbering)
+            return list(itertools.takewhile(lambda s: s in methods[method] and s in known, itertools.count()))
+
+        if not seeds_of("scratch"):
             continue
-        results[task] = {"base": [base.get(task, {}).get(s, step0.get(s)) for s in seeds]}
+        results[task] = {"base": [known[s] for s in seeds_of("residual")]}
         for method, by_seed in methods.items():
             results[task][method] = []
-            for s in seeds:
+            for s in seeds_of(method):
                 pts = by_seed[s]
                 hit = next((p for p in pts if p[1] >= TARGET - 1e-9), None)
                 results[task][method].append({
@@ -156,12 +161,14 @@ def report(results: dict, rates: dict, room: dict, header: str, wall: float) -> 
     for task, r in results.items():
         if not {"residual", "scratch"} <= set(r):
             continue
-        x, res = filled(r["residual"])
-        x2, scr = filled(r["scratch"])
+        k = min(len(r["residual"]), len(r["scratch"]))  # the seeds both methods ran (a log cut short: fewer)
+        x, res = filled(r["residual"][:k])
+        x2, scr = filled(r["scratch"][:k])
         n = min(len(x), len(x2))  # the grids share eval_every; compare where both have points
         res, scr, x = res.mean(0)[:n], scr.mean(0)[:n], x[:n]
         gap = " ".join(f"{xi / 1000:g}k:{100 * (a - b):+.0f}" for xi, a, b in zip(x, res, scr))
-        print(f"{task}: residual - scratch (points, mean over seeds) {gap}; residual >= scratch at every eval point: "
+        print(f"{task}: residual - scratch (points, mean over the {k} seed{'s' if k > 1 else ''} both ran) {gap}; "
+              "residual >= scratch at every eval point: "
               f"{'yes' if np.all(res >= scr) else 'no'}")
         for seed, row in enumerate(speedup(r["residual"], r["scratch"])):
             ratio = f"{row['ratio']:.1f}x" if row["ratio"] is not None else "-"

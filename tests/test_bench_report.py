@@ -23,8 +23,8 @@ def test_results_from_log():
     header, results, room = results_from_log(LOG)
     assert header.startswith("profile=cpu") and room == {"sim/lift": {0.1: 0.9, 0.2: 0.98, 0.3: 0.98, 0.5: 1.0}}
     r = results["sim/lift"]
-    assert len(r["residual"]) == len(r["scratch"]) == 2  # seed 2 has no scratch run yet
-    assert r["base"] == [0.32, 0.40]  # seed 0: the zero-initialised residual's step 0; seed 1: its base line
+    assert len(r["residual"]) == 3 and len(r["scratch"]) == 2  # seed 2 has no scratch run yet
+    assert r["base"] == [0.32, 0.40, 0.30]  # seeds 0, 2: the zero-initialised residual's step 0; seed 1: its base line
     res0 = r["residual"][0]
     assert res0["curve"] == [(0, 0.32), (2000, 0.96), (4000, 0.98)] and res0["train_wall_s"] == 186
     assert res0["steps_to_target"] == 2000 and res0["wall_to_target_s"] == 84
