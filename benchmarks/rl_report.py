@@ -148,8 +148,8 @@ def report(results: dict, rates: dict, room: dict, header: str, wall: float) -> 
             to_t = f"{np.mean(hit):.0f} ({len(hit)}/{len(runs)} seeds)" if hit else f"not reached (0/{len(runs)})"
             wall_t = f"{np.mean(wall_hit):.0f} s" if wall_hit else "-"
             print(f"| {task} | {label} | {curve} | {pts[-1]:.0%} | {to_t} | {wall_t} |")
-    grid = next((f"{c[1][0] / 1000:g}k" for r in results.values() for runs in r.values() if isinstance(runs, list)
-                 for c in (run["curve"] for run in runs if isinstance(run, dict)) if len(c) > 1), "1k")
+    curves = [run["curve"] for r in results.values() for m in ("residual", "scratch") for run in r.get(m, [])]
+    grid = next((f"{c[1][0] / 1000:g}k" for c in curves if len(c) > 1), "1k")  # the eval spacing
     print(f"\n| task | method | seed | success at 0, {grid}, ... | steps to 90% | steps to 95% | env steps run | "
           "train wall |")
     print("|---|---|---|---|---|---|---|---|")
