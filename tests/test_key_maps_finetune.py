@@ -30,6 +30,7 @@ def test_finetune_demos_through_a_key_map(tmp_path):
         recorded = np.concatenate([ep["joint_obs"] for ep in episodes])
         sampled = L.demo_buffer.sample(32, np.random.default_rng(1))["state"]
         assert all(np.isclose(recorded, row).all(1).any() for row in sampled)  # the demos' states are joint_obs
+        L.close()
     finally:
         env.close()
     cfg = load_config(["env=sim/reach", f"demos={demos}", "demo_keys={joint_obs: state}"])

@@ -142,16 +142,17 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     check_num_envs(env_spec(ckpt, cfg.env)[0], cfg.num_envs, "eval")
 
     env, policy = load_eval(cfg, ckpt)
-    if cfg.residual:
-        return run_with_residual(cfg, ckpt, env, policy)
-    if cfg.num_envs > 1:
-        try:
+    try:  # a ROS 2 env's node and executor thread live until closed
+        if cfg.residual:
+            return run_with_residual(cfg, ckpt, env, policy)
+        if cfg.num_envs > 1:
             res = evaluate_in_workers(cfg, env.name)
-        finally:
-            env.close()
-    else:
-        res = evaluate(policy, env, cfg.episodes, seed=cfg.seed,
-                       record_episodes=cfg.video_episodes if cfg.video else 0, camera=cfg.camera, progress=cfg.progress)
+        else:
+            res = evaluate(policy, env, cfg.episodes, seed=cfg.seed,
+                           record_episodes=cfg.video_episodes if cfg.video else 0, camera=cfg.camera,
+                           progress=cfg.progress)
+    finally:
+        env.close()
     out = Path(cfg.out) if cfg.out else ckpt.parent / f"eval_{ckpt.name}"
     out.mkdir(parents=True, exist_ok=True)
     summary = {"checkpoint": str(ckpt), "env": env.name, **res.to_dict(per_episode=True)}

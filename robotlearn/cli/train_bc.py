@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -134,7 +135,12 @@ class TrainResult:
 
 
 def run(cfg: TrainBCConfig) -> TrainResult:
-    """Train, evaluate periodically, checkpoint."""
+    """Train, evaluate periodically, checkpoint; the eval env (a ROS 2 node, for a robot) is closed at the end."""
+    with ExitStack() as closing:
+        return _run(cfg, closing)
+
+
+def _run(cfg: TrainBCConfig, closing: ExitStack) -> TrainResult:
     from torch.utils.tensorboard import SummaryWriter
 
     torch.manual_seed(cfg.seed)
@@ -149,6 +155,7 @@ def run(cfg: TrainBCConfig) -> TrainResult:
     action_dim = int(ds.array(ACTION_KEY).shape[1])
     env = make_env_for(cfg.env, ds)
     if env is not None:  # fail before training, not after, if the data cannot drive this env
+        closing.callback(env.close)
         recorded = env_info_dict(ds.env_info)
         check_env_compatible({"obs_shapes": obs_shapes, "action_dim": action_dim, "env": recorded}, env,
                              where=f"dataset {cfg.dataset}")
