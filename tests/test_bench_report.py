@@ -40,6 +40,7 @@ def test_a_tasks_own_recipe_applies_under_the_command_lines_sets():
     assert res.state_norm == scr.state_norm == "robust"
     assert res.base_only_dims == (3,) and scr.base_only_dims == ()  # a zero base never closes its gripper
     assert res.residual_scale == 0.3 and scr.residual_scale == 1.0  # scratch keeps configs/rl/rlpd.yaml's keys
+    assert res.actor_lr == 3e-5 and scr.actor_lr == 1e-4
     res, scr = task_recipes("cpu", "sim/peg_pick_insert", ["state_norm=std"], ["base_only_dims=[]"])
     assert res.state_norm == scr.state_norm == "std" and res.base_only_dims == ()
     res, _ = task_recipes("cpu", "sim/lift")
