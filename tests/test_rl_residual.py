@@ -101,24 +101,6 @@ def test_residual_penalty_holds_the_residual_where_the_critic_slope_pays_for_it(
     assert 0.0 < float(tight[:, 0].mean()) < 0.5 * float(held[:, 0].mean())
 
 
-def test_residual_penalty_schedule_falls_from_its_start_and_drives_the_actor_loss():
-    sched = dict(residual_penalty=0.1, residual_penalty_start=1.0)
-    learner = ResidualLearner(S, A, small_cfg(residual_penalty_decay_steps=1000, **sched), device="cpu")
-    values = []
-    for steps in (0, 500, 1000, 5000):
-        learner.env_steps = steps
-        values.append(learner.residual_penalty())
-    assert np.allclose(values, [1.0, 0.55, 0.1, 0.1])
-    assert ResidualLearner(S, A, small_cfg(**sched), device="cpu").residual_penalty() == 0.1  # no decay: constant
-    # at env step 0 of a long decay the start value holds the residual as a constant penalty of that size does
-    _, free = train_on_linear_q()
-    _, early = train_on_linear_q(residual_penalty=0.0, residual_penalty_start=16.0, residual_penalty_decay_steps=10**6)
-    assert float(free[:, 0].mean()) > 0.45
-    assert 0.0 < float(early[:, 0].mean()) < 0.2, float(early[:, 0].mean())
-    with pytest.raises(ValueError, match="residual_penalty_start"):
-        ResidualConfig(residual_penalty_start=-1.0)
-
-
 def test_critic_ensemble_is_vectorised_and_members_differ():
     cfg = small_cfg(num_critics=5)
     critic = CriticEnsemble(S + A, cfg)

@@ -70,12 +70,6 @@ class ResidualConfig:
     # consistent critic slope (early, sparse rewards) drives the residual to its bound; the penalty makes
     # it grow only as far as the critic's slope pays for. 0 = ResFiT (which uses a 1e-6..5e-6 actor lr).
     residual_penalty: float = 0.0
-    # A larger penalty while the critic is young: it starts at residual_penalty_start and falls linearly to
-    # residual_penalty over the first residual_penalty_decay_steps online env steps (0 = no schedule). Right after
-    # warm-up a critic trained on few successes can favour one direction everywhere (on sim/peg_pick_insert:
-    # down), and the residual then pushes every step that way (docs/results/peg_insert.md).
-    residual_penalty_start: float = 0.0
-    residual_penalty_decay_steps: int = 0
     # How the actor and critics scale each state dim, from the demos' states: "std": (s - mean) / std, clipped
     # to +-10 (ResFiT). "robust": (s - median) / (1.4826 MAD), then symlog (sign(x) log(1 + |x|)): a dim that
     # sits near one value most of the time and far from it some of the time (a peg's offset from its hole:
@@ -114,7 +108,6 @@ class ResidualConfig:
                      explore_corr="[0, 1)", actor_lr="(0, inf)", critic_lr="(0, inf)", batch_size="[1, inf)",
                      hidden_dim="[1, inf)", num_layers="[1, inf)", grad_clip="(0, inf)", warmup_env_steps="[0, inf)",
                      warmup_noise="[0, inf)", critic_warmup_updates="[0, inf)", residual_penalty="[0, inf)",
-                     residual_penalty_start="[0, inf)", residual_penalty_decay_steps="[0, inf)",
                      demo_ratio="[0, 1]", buffer_size="[1, inf)", drq_channels="[1, inf)", drq_keypoints="[1, inf)",
                      drq_shift="[0, inf)")
         self.base_only_dims = tuple(int(i) for i in self.base_only_dims)  # from YAML or OmegaConf: a list
@@ -325,9 +318,8 @@ class ResidualLearner:
             res = self.actor(s, b["base_action"])  # (B, A)
             self.critic.requires_grad_(False)  # gradients flow through the critics to the actor only
             actor_loss = -self.critic(s, combine(b["base_action"], res)).float().mean()  # ensemble mean
-            penalty = self.residual_penalty()
-            if penalty:
-                actor_loss = actor_loss + penalty * (res.float() / cfg.residual_scale).pow(2).mean()
+            if cfg.residual_penalty:
+                actor_loss = actor_loss + cfg.residual_penalty * (res.float() / cfg.residual_scale).pow(2).mean()
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.critic.requires_grad_(True)
@@ -339,14 +331,6 @@ class ResidualLearner:
             self._polyak(self.actor, self.actor_target)
         self._polyak(self.critic, self.critic_target)
         return {k: float(v) for k, v in metrics.items()}
-
-    def residual_penalty(self) -> float:
-        """The actor loss's residual penalty at the learner's current env step (rl.residual_penalty_*)."""
-        cfg = self.cfg
-        if not cfg.residual_penalty_decay_steps:
-            return cfg.residual_penalty
-        left = max(0.0, 1.0 - self.env_steps / cfg.residual_penalty_decay_steps)  # 1 -> 0 over the decay
-        return cfg.residual_penalty + left * (cfg.residual_penalty_start - cfg.residual_penalty)
 
     @torch.no_grad()
     def _polyak(self, net: nn.Module, target: nn.Module) -> None:
