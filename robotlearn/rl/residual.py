@@ -70,11 +70,6 @@ class ResidualConfig:
     # consistent critic slope (early, sparse rewards) drives the residual to its bound; the penalty makes
     # it grow only as far as the critic's slope pays for. 0 = ResFiT (which uses a 1e-6..5e-6 actor lr).
     residual_penalty: float = 0.0
-    # Actor loss += this x mean over action dims of (batch mean of residual / residual_scale)^2: a penalty on the
-    # part of the residual that is the same in every state (a push one way everywhere), leaving corrections that
-    # change with the state to the critic. On sim/peg_pick_insert the residual first learns to push down on
-    # every step (docs/results/peg_insert.md).
-    residual_mean_penalty: float = 0.0
     # How the actor and critics scale each state dim, from the demos' states: "std": (s - mean) / std, clipped
     # to +-10 (ResFiT). "robust": (s - median) / (1.4826 MAD), then symlog (sign(x) log(1 + |x|)): a dim that
     # sits near one value most of the time and far from it some of the time (a peg's offset from its hole:
@@ -113,7 +108,6 @@ class ResidualConfig:
                      explore_corr="[0, 1)", actor_lr="(0, inf)", critic_lr="(0, inf)", batch_size="[1, inf)",
                      hidden_dim="[1, inf)", num_layers="[1, inf)", grad_clip="(0, inf)", warmup_env_steps="[0, inf)",
                      warmup_noise="[0, inf)", critic_warmup_updates="[0, inf)", residual_penalty="[0, inf)",
-                     residual_mean_penalty="[0, inf)",
                      demo_ratio="[0, 1]", buffer_size="[1, inf)", drq_channels="[1, inf)", drq_keypoints="[1, inf)",
                      drq_shift="[0, inf)")
         self.base_only_dims = tuple(int(i) for i in self.base_only_dims)  # from YAML or OmegaConf: a list
@@ -326,9 +320,6 @@ class ResidualLearner:
             actor_loss = -self.critic(s, combine(b["base_action"], res)).float().mean()  # ensemble mean
             if cfg.residual_penalty:
                 actor_loss = actor_loss + cfg.residual_penalty * (res.float() / cfg.residual_scale).pow(2).mean()
-            if cfg.residual_mean_penalty:  # (A,) the batch's mean residual: its state-independent part
-                push = res.float().mean(0) / cfg.residual_scale
-                actor_loss = actor_loss + cfg.residual_mean_penalty * push.pow(2).mean()
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.critic.requires_grad_(True)
