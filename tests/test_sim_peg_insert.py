@@ -102,11 +102,11 @@ def test_bad_geometry_is_a_one_line_config_error():
         make_env("sim/peg_insert", insert_depth=0.04)
 
 
-def test_expert_noise0_inserts(env):
+def test_expert_noise0_inserts_95_percent_of_50(env):
     expert = env.make_expert(noise=0.0, seed=0)
-    results = [run_episode(env, expert, seed) for seed in range(5)]
-    assert all(r["success"] for r in results), [r["t"] for r in results]
-    assert all(r["t"] < env.horizon for r in results)  # terminated on success
+    results = [run_episode(env, expert, seed) for seed in range(50)]
+    assert sum(r["success"] for r in results) >= 48, [r["t"] for r in results if not r["success"]]
+    assert all(r["t"] < env.horizon for r in results if r["success"])  # terminated on success
 
 
 def test_noise_lowers_expert_success(env):
